@@ -1,0 +1,114 @@
+//! Span batches as OTLP groups them, and the per-span validation every receiver applies.
+
+use crate::attributes::find_str;
+use crate::otlp::trace::v1::ResourceSpans;
+
+/// The number of spans in a batch.
+pub fn span_count(rs: &[ResourceSpans]) -> usize {
+    rs.iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum()
+}
+
+/// The `service.name` of a resource, or `unknown_service` as OTel specifies.
+pub fn service_name(rs: &ResourceSpans) -> &str {
+    rs.resource
+        .as_ref()
+        .and_then(|r| find_str(&r.attributes, "service.name"))
+        .unwrap_or("unknown_service")
+}
+
+/// What validating a span batch found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SpanValidation {
+    /// How many spans were removed as invalid.
+    pub rejected: u64,
+    /// The first reason, naming the span by its position in the request.
+    pub first_error: Option<String>,
+}
+
+/// Removes spans that cannot be stored: a trace id that is not 16 non-zero bytes, a span id that is
+/// not 8 non-zero bytes, or a parent span id that is neither empty nor 8 bytes. Empty scopes and
+/// resources are dropped too. Positions in the message refer to the request as received.
+pub fn validate(rs: &mut Vec<ResourceSpans>) -> SpanValidation {
+    let mut v = SpanValidation::default();
+    for (ri, r) in rs.iter_mut().enumerate() {
+        for (si, s) in r.scope_spans.iter_mut().enumerate() {
+            let mut i = 0;
+            s.spans.retain(|span| {
+                let reason = if span.trace_id.len() != 16 {
+                    Some(format!(
+                        "trace id must be 16 bytes, got {}",
+                        span.trace_id.len()
+                    ))
+                } else if span.trace_id.iter().all(|b| *b == 0) {
+                    Some("trace id is all zeros".to_string())
+                } else if span.span_id.len() != 8 {
+                    Some(format!(
+                        "span id must be 8 bytes, got {}",
+                        span.span_id.len()
+                    ))
+                } else if span.span_id.iter().all(|b| *b == 0) {
+                    Some("span id is all zeros".to_string())
+                } else if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
+                    Some(format!(
+                        "parent span id must be 8 bytes, got {}",
+                        span.parent_span_id.len()
+                    ))
+                } else {
+                    None
+                };
+                let idx = i;
+                i += 1;
+                match reason {
+                    None => true,
+                    Some(reason) => {
+                        v.rejected += 1;
+                        v.first_error.get_or_insert_with(|| {
+                            format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{idx}]: {reason}")
+                        });
+                        false
+                    }
+                }
+            });
+        }
+        r.scope_spans.retain(|s| !s.spans.is_empty());
+    }
+    rs.retain(|r| !r.scope_spans.is_empty());
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp::trace::v1::{ScopeSpans, Span};
+
+    #[test]
+    fn drops_bad_ids_and_names_them() {
+        let good = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            ..Default::default()
+        };
+        let bad = Span {
+            trace_id: vec![1; 15],
+            span_id: vec![2; 8],
+            ..Default::default()
+        };
+        let mut rs = vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![good, bad],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        let v = validate(&mut rs);
+        assert_eq!(v.rejected, 1);
+        assert_eq!(span_count(&rs), 1);
+        assert_eq!(
+            v.first_error.unwrap(),
+            "resourceSpans[0].scopeSpans[0].spans[1]: trace id must be 16 bytes, got 15"
+        );
+    }
+}
