@@ -7,6 +7,8 @@ pub mod ids;
 pub mod labels;
 pub mod logs;
 pub mod metrics;
+pub mod otlp_json;
+pub mod prom_convert;
 pub mod tenant;
 pub mod traces;
 

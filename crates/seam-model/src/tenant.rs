@@ -51,6 +51,14 @@ impl Tenant {
         Ok(Tenant(Arc::from(id)))
     }
 
+    /// The tenant named by an `X-Scope-OrgID` header value, or the default one when absent.
+    pub fn from_header(value: Option<&str>) -> Result<Tenant, TenantError> {
+        match value.map(str::trim) {
+            None => Ok(Tenant::default_tenant()),
+            Some(v) => Tenant::new(v),
+        }
+    }
+
     /// The tenant used when none is named.
     pub fn default_tenant() -> Tenant {
         Tenant(Arc::from(DEFAULT_TENANT))

@@ -1,1 +1,11 @@
-//! placeholder
+//! Seam's receivers. Each decodes a protocol into model batches and hands them to a [`Sink`]; the
+//! response goes out only after the sink acknowledged (that is, after the WAL fsync). Receivers
+//! know nothing of the store.
+
+pub mod body;
+pub mod otlp;
+pub mod otlp_grpc;
+pub mod otlp_http;
+pub mod sink;
+
+pub use sink::{Admission, Protocol, Refusal, Sink};

@@ -1,0 +1,62 @@
+//! The contract between receivers and whatever stores what they decode.
+
+use futures::future::BoxFuture;
+use seam_model::{Batch, Signal, Tenant};
+
+/// The wire protocol a write arrived over, for metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// OTLP over HTTP.
+    OtlpHttp,
+    /// OTLP over gRPC.
+    OtlpGrpc,
+}
+
+impl Protocol {
+    /// The label value used in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::OtlpHttp => "otlp_http",
+            Protocol::OtlpGrpc => "otlp_grpc",
+        }
+    }
+}
+
+/// Memory held for a request body while it is decoded and stored; released on drop.
+pub struct Admission(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl Admission {
+    /// Wraps whatever guard the sink uses to hold the memory.
+    pub fn new(guard: impl Send + Sync + 'static) -> Admission {
+        Admission(Box::new(guard))
+    }
+}
+
+/// Why a sink did not take a write. Nothing of a refused write is kept.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refusal {
+    /// Over the memory budget: the client should retry after `retry_after_secs`.
+    #[error("{message}")]
+    Overloaded {
+        /// Seconds to put in `Retry-After`.
+        retry_after_secs: u64,
+        /// Which budget and how full.
+        message: String,
+    },
+    /// Not ready (replaying the WAL) or shutting down.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The store failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Where receivers deliver decoded batches.
+pub trait Sink: Send + Sync + 'static {
+    /// Reserves memory for a body of `bytes` before it is read or decoded.
+    fn admit(&self, bytes: usize) -> Result<Admission, Refusal>;
+    /// Stores a batch; resolves once it is durable.
+    fn submit(&self, tenant: Tenant, batch: Batch) -> BoxFuture<'static, Result<(), Refusal>>;
+    /// Counts records accepted and refused, per signal and protocol.
+    fn observe(&self, signal: Signal, protocol: Protocol, accepted: u64, refused: u64);
+}

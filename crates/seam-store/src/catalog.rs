@@ -1,0 +1,279 @@
+//! The SQLite catalog: which segments exist, where replay starts, the trace-id index and the
+//! stream/series dictionaries. A segment becomes visible only when its catalog transaction commits.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use seam_model::{Labels, Signal, Tenant, TraceId};
+
+use crate::StoreError;
+
+/// One immutable Parquet segment.
+#[derive(Debug, Clone)]
+pub struct SegmentMeta {
+    /// Catalog id; also the file name.
+    pub id: i64,
+    /// Owning tenant.
+    pub tenant: Tenant,
+    /// Signal stored in the file.
+    pub signal: Signal,
+    /// Path relative to the data directory.
+    pub rel_path: String,
+    /// Smallest row time (ns).
+    pub min_time_ns: i64,
+    /// Largest row time (ns).
+    pub max_time_ns: i64,
+    /// Number of rows.
+    pub rows: i64,
+    /// File size in bytes.
+    pub bytes: i64,
+}
+
+/// A trace's presence in one segment.
+#[derive(Debug, Clone)]
+pub struct TraceIndexEntry {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// Earliest span start in the segment (ns).
+    pub start_ns: i64,
+    /// Latest span start in the segment (ns).
+    pub end_ns: i64,
+}
+
+/// A stream or series recorded in the dictionary, with the time range seen in segments.
+#[derive(Debug, Clone)]
+pub struct SeriesEntry {
+    /// Fingerprint of the labels.
+    pub id: u64,
+    /// The label set.
+    pub labels: Labels,
+    /// Earliest time seen (ns).
+    pub min_time_ns: i64,
+    /// Latest time seen (ns).
+    pub max_time_ns: i64,
+}
+
+/// Everything one flush commits at once.
+pub struct FlushCommit {
+    /// New segments with their index rows and series.
+    pub segments: Vec<(SegmentMeta, Vec<TraceIndexEntry>, Vec<SeriesEntry>)>,
+    /// From which WAL segment replay must start after this commit.
+    pub replay_from_wal_segment: u64,
+}
+
+/// The catalog database.
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn signal_code(s: Signal) -> i64 {
+    match s {
+        Signal::Traces => 1,
+        Signal::Logs => 2,
+        Signal::Metrics => 3,
+    }
+}
+
+fn signal_from_code(c: i64) -> Option<Signal> {
+    match c {
+        1 => Some(Signal::Traces),
+        2 => Some(Signal::Logs),
+        3 => Some(Signal::Metrics),
+        _ => None,
+    }
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Catalog(e.to_string())
+}
+
+impl Catalog {
+    /// Opens (creating if needed) `catalog.db` in `dir`, in WAL journal mode with full sync, so a
+    /// committed flush survives power loss.
+    pub fn open(dir: &Path) -> Result<Catalog, StoreError> {
+        let path = dir.join("catalog.db");
+        let conn = Connection::open(&path).map_err(db_err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=FULL;
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS segments (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 tenant TEXT NOT NULL, signal INTEGER NOT NULL, path TEXT NOT NULL,
+                 min_time INTEGER NOT NULL, max_time INTEGER NOT NULL,
+                 rows INTEGER NOT NULL, bytes INTEGER NOT NULL, created_at INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS segments_by_tenant ON segments (tenant, signal, max_time);
+             CREATE TABLE IF NOT EXISTS trace_index (
+                 tenant TEXT NOT NULL, trace_id BLOB NOT NULL, segment_id INTEGER NOT NULL,
+                 start_time INTEGER NOT NULL, end_time INTEGER NOT NULL,
+                 PRIMARY KEY (tenant, trace_id, segment_id)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS series (
+                 tenant TEXT NOT NULL, signal INTEGER NOT NULL, id INTEGER NOT NULL,
+                 labels TEXT NOT NULL, min_time INTEGER NOT NULL, max_time INTEGER NOT NULL,
+                 PRIMARY KEY (tenant, signal, id)) WITHOUT ROWID;",
+        )
+        .map_err(db_err)?;
+        Ok(Catalog { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The WAL segment replay starts from (0 before the first flush).
+    pub fn replay_from(&self) -> Result<u64, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key='replay_from_wal_segment'", [], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
+        Ok(v.unwrap_or(0) as u64)
+    }
+
+    /// The id the next segment will get, so its file can be written before the row exists.
+    pub fn next_segment_id(&self) -> Result<i64, StoreError> {
+        let max: Option<i64> = self
+            .conn
+            .query_row("SELECT seq FROM sqlite_sequence WHERE name='segments'", [], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
+        Ok(max.unwrap_or(0) + 1)
+    }
+
+    /// Every segment, oldest first.
+    pub fn segments(&self) -> Result<Vec<SegmentMeta>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, tenant, signal, path, min_time, max_time, rows, bytes FROM segments ORDER BY id")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
+                ))
+            })
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, tenant, signal, rel_path, min_time_ns, max_time_ns, rows, bytes) = row.map_err(db_err)?;
+            let tenant = Tenant::new(&tenant).map_err(|e| StoreError::Catalog(e.to_string()))?;
+            let signal =
+                signal_from_code(signal).ok_or_else(|| StoreError::Catalog(format!("segment {id}: unknown signal {signal}")))?;
+            out.push(SegmentMeta { id, tenant, signal, rel_path, min_time_ns, max_time_ns, rows, bytes });
+        }
+        Ok(out)
+    }
+
+    /// The segments holding `trace_id` for a tenant, with the trace's time range in each.
+    pub fn trace_segments(&self, tenant: &Tenant, trace_id: &TraceId) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT segment_id, start_time, end_time FROM trace_index WHERE tenant=?1 AND trace_id=?2")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map(params![tenant.as_str(), &trace_id.0[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
+    }
+
+    /// Every stream or series of a signal, for all tenants.
+    pub fn all_series(&self, signal: Signal) -> Result<Vec<(Tenant, SeriesEntry)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT tenant, id, labels, min_time, max_time FROM series WHERE signal=?1")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map(params![signal_code(signal)], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
+            })
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (tenant, id, labels, min_time_ns, max_time_ns) = row.map_err(db_err)?;
+            let tenant = Tenant::new(&tenant).map_err(|e| StoreError::Catalog(e.to_string()))?;
+            let map: Vec<(String, String)> =
+                serde_json::from_str(&labels).map_err(|e| StoreError::Catalog(format!("series {id}: {e}")))?;
+            out.push((tenant, SeriesEntry { id: id as u64, labels: Labels::from_pairs(map), min_time_ns, max_time_ns }));
+        }
+        Ok(out)
+    }
+
+    /// Records a flush in one transaction: the segments, their index rows, the series they hold and
+    /// the new replay start. Nothing of it is visible unless all of it is.
+    pub fn commit_flush(&mut self, c: &FlushCommit) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let tx = self.conn.transaction().map_err(db_err)?;
+        {
+            let mut seg = tx
+                .prepare_cached(
+                    "INSERT INTO segments (id, tenant, signal, path, min_time, max_time, rows, bytes, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(db_err)?;
+            let mut tix = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO trace_index (tenant, trace_id, segment_id, start_time, end_time)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(db_err)?;
+            let mut ser = tx
+                .prepare_cached(
+                    "INSERT INTO series (tenant, signal, id, labels, min_time, max_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (tenant, signal, id) DO UPDATE SET
+                       min_time = min(min_time, excluded.min_time), max_time = max(max_time, excluded.max_time)",
+                )
+                .map_err(db_err)?;
+            for (m, traces, series) in &c.segments {
+                seg.execute(params![
+                    m.id,
+                    m.tenant.as_str(),
+                    signal_code(m.signal),
+                    m.rel_path,
+                    m.min_time_ns,
+                    m.max_time_ns,
+                    m.rows,
+                    m.bytes,
+                    now
+                ])
+                .map_err(db_err)?;
+                for t in traces {
+                    tix.execute(params![m.tenant.as_str(), &t.trace_id.0[..], m.id, t.start_ns, t.end_ns])
+                        .map_err(db_err)?;
+                }
+                for s in series {
+                    let pairs: Vec<(&str, &str)> =
+                        s.labels.as_slice().iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+                    let json = serde_json::to_string(&pairs).expect("labels serialise");
+                    ser.execute(params![
+                        m.tenant.as_str(),
+                        signal_code(m.signal),
+                        s.id as i64,
+                        json,
+                        s.min_time_ns,
+                        s.max_time_ns
+                    ])
+                    .map_err(db_err)?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('replay_from_wal_segment', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![c.replay_from_wal_segment as i64],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+}

@@ -1,0 +1,114 @@
+//! The in-memory head: acknowledged rows of one tenant and signal, held as Arrow record batches in
+//! the same layout as the segments, readable as soon as they are acked.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::UInt64Type;
+use seam_model::{Signal, TraceId};
+
+use crate::budget::Reservation;
+use crate::schema::{log_col, sample_col, span_col, RowsSummary};
+
+/// One appended record batch and what lets a read skip it.
+#[derive(Clone)]
+pub struct HeadChunk {
+    /// The rows.
+    pub batch: RecordBatch,
+    /// Time range of the rows (ns).
+    pub summary: RowsSummary,
+    /// Sorted, unique stream or series ids in the chunk (empty for spans).
+    pub series_ids: Vec<u64>,
+}
+
+/// The head of one tenant and signal.
+pub struct HeadPart {
+    /// The signal held.
+    pub signal: Signal,
+    /// Chunks in append order.
+    pub chunks: Vec<HeadChunk>,
+    /// For spans: which chunks hold each trace.
+    pub trace_chunks: HashMap<TraceId, Vec<u32>>,
+    /// Memory held against the budget.
+    pub reservations: Vec<Reservation>,
+    /// Bytes of Arrow memory held.
+    pub bytes: usize,
+    /// Rows held.
+    pub rows: usize,
+    /// When the first chunk arrived.
+    pub created: Instant,
+}
+
+impl HeadPart {
+    /// An empty head.
+    pub fn new(signal: Signal) -> HeadPart {
+        HeadPart {
+            signal,
+            chunks: Vec::new(),
+            trace_chunks: HashMap::new(),
+            reservations: Vec::new(),
+            bytes: 0,
+            rows: 0,
+            created: Instant::now(),
+        }
+    }
+
+    /// Adds a chunk built by [`prepare_chunk`].
+    pub fn push(&mut self, chunk: HeadChunk, trace_ids: Vec<TraceId>, reservation: Reservation) {
+        let idx = self.chunks.len() as u32;
+        for t in trace_ids {
+            self.trace_chunks.entry(t).or_default().push(idx);
+        }
+        self.bytes += reservation.bytes();
+        self.rows += chunk.batch.num_rows();
+        self.reservations.push(reservation);
+        self.chunks.push(chunk);
+    }
+
+    /// Chunks that may hold rows of `trace_id`.
+    pub fn chunks_for_trace(&self, trace_id: &TraceId) -> Vec<RecordBatch> {
+        self.trace_chunks
+            .get(trace_id)
+            .map(|ix| ix.iter().map(|i| self.chunks[*i as usize].batch.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Chunks that may hold rows of the sorted `ids` within `[start_ns, end_ns]`.
+    pub fn chunks_for_series(&self, ids: &[u64], start_ns: i64, end_ns: i64) -> Vec<RecordBatch> {
+        self.chunks
+            .iter()
+            .filter(|c| c.summary.max_time_ns >= start_ns && c.summary.min_time_ns <= end_ns)
+            .filter(|c| intersects(&c.series_ids, ids))
+            .map(|c| c.batch.clone())
+            .collect()
+    }
+}
+
+fn intersects(a: &[u64], b: &[u64]) -> bool {
+    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    small.iter().any(|x| large.binary_search(x).is_ok())
+}
+
+/// Computes what a chunk needs besides its rows: its series ids, and for spans its trace ids.
+pub fn prepare_chunk(signal: Signal, batch: RecordBatch, summary: RowsSummary) -> (HeadChunk, Vec<TraceId>) {
+    let mut trace_ids = Vec::new();
+    let mut series_ids = Vec::new();
+    match signal {
+        Signal::Traces => {
+            let col = batch.column(span_col::TRACE_ID).as_fixed_size_binary();
+            trace_ids = (0..batch.num_rows())
+                .map(|i| TraceId::from_slice(col.value(i)).expect("16-byte column"))
+                .collect();
+            trace_ids.sort_unstable();
+            trace_ids.dedup();
+        }
+        Signal::Logs | Signal::Metrics => {
+            let c = if signal == Signal::Logs { log_col::STREAM_ID } else { sample_col::SERIES_ID };
+            series_ids = batch.column(c).as_primitive::<UInt64Type>().values().to_vec();
+            series_ids.sort_unstable();
+            series_ids.dedup();
+        }
+    }
+    (HeadChunk { batch, summary, series_ids }, trace_ids)
+}

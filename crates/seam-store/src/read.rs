@@ -1,0 +1,360 @@
+//! The read interface the query engines use: traces by id, series selection, log rows and samples.
+//! Every read sees one consistent snapshot of the heads and committed segments.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int32Type, Int64Type, UInt32Type, UInt64Type};
+use prost::Message;
+use seam_model::otlp::common::v1::InstrumentationScope;
+use seam_model::otlp::resource::v1::Resource;
+use seam_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use seam_model::{Labels, Sample, Signal, Tenant, TraceId};
+
+use crate::catalog::SegmentMeta;
+use crate::head::HeadPart;
+use crate::schema::{decode_attributes, log_col, sample_col, span_col, StoredEvents, StoredLinks};
+use crate::segment::{self, RowSelection};
+use crate::series_index::LabelMatcher;
+use crate::store::Store;
+use crate::StoreError;
+
+/// Which end of a time range a log query starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Oldest first.
+    Forward,
+    /// Newest first (Loki's default).
+    Backward,
+}
+
+/// One log entry as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRow {
+    /// The stream it belongs to.
+    pub stream_id: u64,
+    /// Time in nanoseconds.
+    pub timestamp_ns: i64,
+    /// The line.
+    pub line: String,
+    /// Structured metadata as a JSON object of strings.
+    pub structured_metadata: String,
+}
+
+impl PartialOrd for LogRow {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Eq for LogRow {}
+impl Ord for LogRow {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.timestamp_ns, self.stream_id, &self.line).cmp(&(other.timestamp_ns, other.stream_id, &other.line))
+    }
+}
+
+impl Store {
+    /// Head batches (from `pick`) and the committed segments of one tenant and signal, taken
+    /// together under one lock so no row is missed or seen twice across a flush.
+    fn snapshot(
+        &self,
+        tenant: &Tenant,
+        signal: Signal,
+        pick: impl Fn(&HeadPart) -> Vec<RecordBatch>,
+    ) -> (Vec<RecordBatch>, HashMap<i64, SegmentMeta>) {
+        let st = self.inner.state.read();
+        let mut batches = Vec::new();
+        if let Some(p) = st.active.get(&(tenant.clone(), signal)) {
+            batches.extend(pick(p));
+        }
+        for (t, s, p) in &st.frozen {
+            if t == tenant && *s == signal {
+                batches.extend(pick(p));
+            }
+        }
+        let segs = st
+            .segments
+            .iter()
+            .filter(|(_, m)| &m.tenant == tenant && m.signal == signal)
+            .map(|(id, m)| (*id, m.clone()))
+            .collect();
+        (batches, segs)
+    }
+
+    /// All spans of a trace, grouped by resource and scope; empty when the trace is unknown.
+    /// Duplicate deliveries of a span (same span id and start) appear once. Blocking.
+    pub fn trace(&self, tenant: &Tenant, trace_id: &TraceId) -> Result<Vec<ResourceSpans>, StoreError> {
+        let (mut batches, segs) = self.snapshot(tenant, Signal::Traces, |p| p.chunks_for_trace(trace_id));
+        let sel = RowSelection::Trace(trace_id);
+        batches = batches.iter().map(|b| segment::filter_rows(b, Signal::Traces, &sel)).collect();
+        let in_segments = self.inner.catalog.lock().trace_segments(tenant, trace_id)?;
+        for (seg_id, _, _) in in_segments {
+            // A segment committed after our snapshot holds rows our snapshot has in a frozen head.
+            let Some(meta) = segs.get(&seg_id) else { continue };
+            batches.extend(segment::read(&self.inner.cfg.data_dir.join(&meta.rel_path), Signal::Traces, &sel)?);
+        }
+        Ok(assemble_trace(&batches))
+    }
+
+    /// Streams (logs) or series (metrics) of a tenant matching every matcher, with data in
+    /// `[start_ns, end_ns]`, sorted by id.
+    pub fn select_series(
+        &self,
+        tenant: &Tenant,
+        signal: Signal,
+        matchers: &[LabelMatcher],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Vec<(u64, Labels)> {
+        let st = self.inner.state.read();
+        let Some(ix) = st.series.get(&(tenant.clone(), signal)) else { return Vec::new() };
+        ix.select(matchers, start_ns, end_ns)
+            .into_iter()
+            .map(|id| (id, ix.get(id).expect("selected ids exist").labels.clone()))
+            .collect()
+    }
+
+    /// Label names among matching streams or series.
+    pub fn label_names(&self, tenant: &Tenant, signal: Signal, matchers: &[LabelMatcher], start_ns: i64, end_ns: i64) -> Vec<String> {
+        let st = self.inner.state.read();
+        st.series
+            .get(&(tenant.clone(), signal))
+            .map(|ix| ix.label_names(matchers, start_ns, end_ns))
+            .unwrap_or_default()
+    }
+
+    /// Values of one label among matching streams or series.
+    pub fn label_values(
+        &self,
+        tenant: &Tenant,
+        signal: Signal,
+        name: &str,
+        matchers: &[LabelMatcher],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Vec<String> {
+        let st = self.inner.state.read();
+        st.series
+            .get(&(tenant.clone(), signal))
+            .map(|ix| ix.label_values(name, matchers, start_ns, end_ns))
+            .unwrap_or_default()
+    }
+
+    /// Log rows of the given streams (sorted ids) in `[start_ns, end_ns]` whose line passes
+    /// `keep`: at most `limit` of them, the oldest (forward) or newest (backward) first. Memory is
+    /// bounded by `limit`, whatever the range. Blocking.
+    pub fn scan_logs(
+        &self,
+        tenant: &Tenant,
+        stream_ids: &[u64],
+        start_ns: i64,
+        end_ns: i64,
+        keep: &dyn Fn(&str) -> bool,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<LogRow>, StoreError> {
+        if stream_ids.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (head, segs) = self.snapshot(tenant, Signal::Logs, |p| p.chunks_for_series(stream_ids, start_ns, end_ns));
+        let sel = RowSelection::Series { ids: stream_ids, start: start_ns, end: end_ns };
+        let mut newest: BinaryHeap<Reverse<LogRow>> = BinaryHeap::new();
+        let mut oldest: BinaryHeap<LogRow> = BinaryHeap::new();
+        let mut offer = |row: LogRow| match direction {
+            Direction::Backward => {
+                if newest.len() < limit {
+                    newest.push(Reverse(row));
+                } else if newest.peek().is_some_and(|Reverse(min)| row > *min) {
+                    newest.pop();
+                    newest.push(Reverse(row));
+                }
+            }
+            Direction::Forward => {
+                if oldest.len() < limit {
+                    oldest.push(row);
+                } else if oldest.peek().is_some_and(|max| row < *max) {
+                    oldest.pop();
+                    oldest.push(row);
+                }
+            }
+        };
+        let mut visit = |b: &RecordBatch| {
+            let b = segment::filter_rows(b, Signal::Logs, &sel);
+            let ids = b.column(log_col::STREAM_ID).as_primitive::<UInt64Type>();
+            let ts = b.column(log_col::TIMESTAMP).as_primitive::<Int64Type>();
+            let lines = b.column(log_col::LINE).as_string::<i32>();
+            let md = b.column(log_col::STRUCTURED_METADATA).as_string::<i32>();
+            for i in 0..b.num_rows() {
+                if keep(lines.value(i)) {
+                    offer(LogRow {
+                        stream_id: ids.value(i),
+                        timestamp_ns: ts.value(i),
+                        line: lines.value(i).to_string(),
+                        structured_metadata: md.value(i).to_string(),
+                    });
+                }
+            }
+        };
+        for b in &head {
+            visit(b);
+        }
+        for meta in overlapping(&segs, start_ns, end_ns) {
+            for b in segment::read(&self.inner.cfg.data_dir.join(&meta.rel_path), Signal::Logs, &sel)? {
+                visit(&b);
+            }
+        }
+        Ok(match direction {
+            Direction::Backward => {
+                let mut v: Vec<LogRow> = newest.into_iter().map(|Reverse(r)| r).collect();
+                v.sort_by(|a, b| b.cmp(a));
+                v
+            }
+            Direction::Forward => {
+                let mut v = oldest.into_vec();
+                v.sort();
+                v
+            }
+        })
+    }
+
+    /// Samples of the given series (sorted ids) in `[start_ms, end_ms]`, each series sorted by
+    /// time with one sample per timestamp. Blocking.
+    pub fn samples(
+        &self,
+        tenant: &Tenant,
+        series_ids: &[u64],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<HashMap<u64, Vec<Sample>>, StoreError> {
+        let mut out: HashMap<u64, Vec<Sample>> = HashMap::new();
+        if series_ids.is_empty() {
+            return Ok(out);
+        }
+        let (start_ns, end_ns) = (start_ms.saturating_mul(1_000_000), end_ms.saturating_mul(1_000_000));
+        let (head, segs) = self.snapshot(tenant, Signal::Metrics, |p| p.chunks_for_series(series_ids, start_ns, end_ns));
+        let sel = RowSelection::Series { ids: series_ids, start: start_ms, end: end_ms };
+        let mut visit = |b: &RecordBatch| {
+            let b = segment::filter_rows(b, Signal::Metrics, &sel);
+            let ids = b.column(sample_col::SERIES_ID).as_primitive::<UInt64Type>();
+            let ts = b.column(sample_col::TIMESTAMP).as_primitive::<Int64Type>();
+            let vals = b.column(sample_col::VALUE).as_primitive::<Float64Type>();
+            for i in 0..b.num_rows() {
+                out.entry(ids.value(i)).or_default().push(Sample { timestamp_ms: ts.value(i), value: vals.value(i) });
+            }
+        };
+        for meta in overlapping(&segs, start_ns, end_ns) {
+            for b in segment::read(&self.inner.cfg.data_dir.join(&meta.rel_path), Signal::Metrics, &sel)? {
+                visit(&b);
+            }
+        }
+        // Head rows are newer writes, so they are visited last and win a timestamp tie.
+        for b in &head {
+            visit(b);
+        }
+        for v in out.values_mut() {
+            v.sort_by_key(|s| s.timestamp_ms);
+            // Keep the last write for each timestamp.
+            let mut dedup: Vec<Sample> = Vec::with_capacity(v.len());
+            for s in v.drain(..) {
+                match dedup.last_mut() {
+                    Some(last) if last.timestamp_ms == s.timestamp_ms => *last = s,
+                    _ => dedup.push(s),
+                }
+            }
+            *v = dedup;
+        }
+        Ok(out)
+    }
+}
+
+fn overlapping(segs: &HashMap<i64, SegmentMeta>, start_ns: i64, end_ns: i64) -> Vec<&SegmentMeta> {
+    let mut v: Vec<&SegmentMeta> =
+        segs.values().filter(|m| m.max_time_ns >= start_ns && m.min_time_ns <= end_ns).collect();
+    v.sort_by_key(|m| m.id);
+    v
+}
+
+/// Rebuilds OTLP resource/scope grouping from span rows.
+fn assemble_trace(batches: &[RecordBatch]) -> Vec<ResourceSpans> {
+    let mut out: Vec<ResourceSpans> = Vec::new();
+    let mut res_index: HashMap<(Vec<u8>, String), usize> = HashMap::new();
+    let mut scope_index: HashMap<(usize, Vec<u8>, String), usize> = HashMap::new();
+    let mut seen: HashSet<(Vec<u8>, i64)> = HashSet::new();
+    for b in batches {
+        let c = |i: usize| b.column(i);
+        let trace_id = c(span_col::TRACE_ID).as_fixed_size_binary();
+        let span_id = c(span_col::SPAN_ID).as_fixed_size_binary();
+        let parent = c(span_col::PARENT_SPAN_ID).as_binary::<i32>();
+        let trace_state = c(span_col::TRACE_STATE).as_string::<i32>();
+        let flags = c(span_col::FLAGS).as_primitive::<UInt32Type>();
+        let name = c(span_col::NAME).as_string::<i32>();
+        let kind = c(span_col::KIND).as_primitive::<Int32Type>();
+        let start = c(span_col::START).as_primitive::<Int64Type>();
+        let end = c(span_col::END).as_primitive::<Int64Type>();
+        let status_code = c(span_col::STATUS_CODE).as_primitive::<Int32Type>();
+        let status_message = c(span_col::STATUS_MESSAGE).as_string::<i32>();
+        let attrs = c(span_col::ATTRIBUTES).as_binary::<i32>();
+        let dropped_attrs = c(span_col::DROPPED_ATTRIBUTES).as_primitive::<UInt32Type>();
+        let events = c(span_col::EVENTS).as_binary::<i32>();
+        let dropped_events = c(span_col::DROPPED_EVENTS).as_primitive::<UInt32Type>();
+        let links = c(span_col::LINKS).as_binary::<i32>();
+        let dropped_links = c(span_col::DROPPED_LINKS).as_primitive::<UInt32Type>();
+        let resource = c(span_col::RESOURCE).as_binary::<i32>();
+        let resource_url = c(span_col::RESOURCE_SCHEMA_URL).as_string::<i32>();
+        let scope = c(span_col::SCOPE).as_binary::<i32>();
+        let scope_url = c(span_col::SCOPE_SCHEMA_URL).as_string::<i32>();
+        for i in 0..b.num_rows() {
+            if !seen.insert((span_id.value(i).to_vec(), start.value(i))) {
+                continue;
+            }
+            let rkey = (resource.value(i).to_vec(), resource_url.value(i).to_string());
+            let ri = *res_index.entry(rkey).or_insert_with(|| {
+                out.push(ResourceSpans {
+                    resource: (!resource.value(i).is_empty()).then(|| Resource::decode(resource.value(i)).unwrap_or_default()),
+                    scope_spans: Vec::new(),
+                    schema_url: resource_url.value(i).to_string(),
+                });
+                out.len() - 1
+            });
+            let skey = (ri, scope.value(i).to_vec(), scope_url.value(i).to_string());
+            let si = *scope_index.entry(skey).or_insert_with(|| {
+                out[ri].scope_spans.push(ScopeSpans {
+                    scope: (!scope.value(i).is_empty())
+                        .then(|| InstrumentationScope::decode(scope.value(i)).unwrap_or_default()),
+                    spans: Vec::new(),
+                    schema_url: scope_url.value(i).to_string(),
+                });
+                out[ri].scope_spans.len() - 1
+            });
+            let status = (status_code.value(i) != 0 || !status_message.value(i).is_empty()).then(|| Status {
+                code: status_code.value(i),
+                message: status_message.value(i).to_string(),
+            });
+            out[ri].scope_spans[si].spans.push(Span {
+                trace_id: trace_id.value(i).to_vec(),
+                span_id: span_id.value(i).to_vec(),
+                trace_state: trace_state.value(i).to_string(),
+                parent_span_id: parent.value(i).to_vec(),
+                flags: flags.value(i),
+                name: name.value(i).to_string(),
+                kind: kind.value(i),
+                start_time_unix_nano: start.value(i) as u64,
+                end_time_unix_nano: end.value(i) as u64,
+                attributes: decode_attributes(attrs.value(i)),
+                dropped_attributes_count: dropped_attrs.value(i),
+                events: StoredEvents::decode(events.value(i)).map(|e| e.events).unwrap_or_default(),
+                dropped_events_count: dropped_events.value(i),
+                links: StoredLinks::decode(links.value(i)).map(|l| l.links).unwrap_or_default(),
+                dropped_links_count: dropped_links.value(i),
+                status,
+            });
+        }
+    }
+    for r in &mut out {
+        for s in &mut r.scope_spans {
+            s.spans.sort_by_key(|x| x.start_time_unix_nano);
+        }
+    }
+    out
+}
