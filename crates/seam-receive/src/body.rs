@@ -50,16 +50,25 @@ impl Encoding {
 
 /// Decompresses `raw` if needed, refusing output past `limit` bytes (so a small gzip bomb cannot
 /// exhaust memory).
-pub fn decode(raw: bytes::Bytes, encoding: Encoding, limit: usize) -> Result<bytes::Bytes, BodyError> {
+pub fn decode(
+    raw: bytes::Bytes,
+    encoding: Encoding,
+    limit: usize,
+) -> Result<bytes::Bytes, BodyError> {
     match encoding {
         Encoding::Identity => Ok(raw),
         Encoding::Gzip => {
             let mut out = Vec::with_capacity((raw.len() * 4).min(limit));
             let mut dec = MultiGzDecoder::new(&raw[..]).take(limit as u64 + 1);
-            dec.read_to_end(&mut out)
-                .map_err(|e| BodyError::BadGzip { detail: e.to_string(), offset: out.len() })?;
+            dec.read_to_end(&mut out).map_err(|e| BodyError::BadGzip {
+                detail: e.to_string(),
+                offset: out.len(),
+            })?;
             if out.len() > limit {
-                return Err(BodyError::TooLarge { what: "decompressed body", limit });
+                return Err(BodyError::TooLarge {
+                    what: "decompressed body",
+                    limit,
+                });
             }
             Ok(out.into())
         }
@@ -80,16 +89,31 @@ mod tests {
 
     #[test]
     fn gzip_round_trip_limits_and_corruption() {
-        assert_eq!(&decode(gz(b"hello"), Encoding::Gzip, 10).unwrap()[..], b"hello");
+        assert_eq!(
+            &decode(gz(b"hello"), Encoding::Gzip, 10).unwrap()[..],
+            b"hello"
+        );
         assert_eq!(
             decode(gz(&[0u8; 100]), Encoding::Gzip, 10),
-            Err(BodyError::TooLarge { what: "decompressed body", limit: 10 })
+            Err(BodyError::TooLarge {
+                what: "decompressed body",
+                limit: 10
+            })
         );
         let mut bad = gz(b"hello world").to_vec();
         let n = bad.len();
         bad.truncate(n - 6);
-        assert!(matches!(decode(bad.into(), Encoding::Gzip, 100), Err(BodyError::BadGzip { .. })));
-        assert!(matches!(decode(bytes::Bytes::from_static(b"not gzip"), Encoding::Gzip, 100), Err(BodyError::BadGzip { .. })));
-        assert_eq!(Encoding::from_header(Some("br")), Err(BodyError::UnsupportedEncoding("br".into())));
+        assert!(matches!(
+            decode(bad.into(), Encoding::Gzip, 100),
+            Err(BodyError::BadGzip { .. })
+        ));
+        assert!(matches!(
+            decode(bytes::Bytes::from_static(b"not gzip"), Encoding::Gzip, 100),
+            Err(BodyError::BadGzip { .. })
+        ));
+        assert_eq!(
+            Encoding::from_header(Some("br")),
+            Err(BodyError::UnsupportedEncoding("br".into()))
+        );
     }
 }

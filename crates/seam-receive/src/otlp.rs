@@ -41,12 +41,17 @@ pub struct OtlpConverter {
 
 impl Default for OtlpConverter {
     fn default() -> Self {
-        OtlpConverter { metrics: Mutex::new(PromConverter::new(MAX_DELTA_SERIES)) }
+        OtlpConverter {
+            metrics: Mutex::new(PromConverter::new(MAX_DELTA_SERIES)),
+        }
     }
 }
 
 fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 impl OtlpConverter {
@@ -54,19 +59,31 @@ impl OtlpConverter {
     pub fn traces(&self, req: ExportTraceServiceRequest) -> Converted {
         let mut rs = req.resource_spans;
         let v = traces::validate(&mut rs);
-        Converted { batch: Batch::Traces(rs), rejected: v.rejected, message: v.first_error }
+        Converted {
+            batch: Batch::Traces(rs),
+            rejected: v.rejected,
+            message: v.first_error,
+        }
     }
 
     /// Log records mapped to Loki streams.
     pub fn logs(&self, req: &ExportLogsServiceRequest) -> Converted {
         let c = logs::from_otlp(req, now_ns());
-        Converted { batch: Batch::Logs(c.batch), rejected: c.rejected, message: c.first_error }
+        Converted {
+            batch: Batch::Logs(c.batch),
+            rejected: c.rejected,
+            message: c.first_error,
+        }
     }
 
     /// Metric points converted to Prometheus series.
     pub fn metrics(&self, tenant: &Tenant, req: &ExportMetricsServiceRequest) -> Converted {
         let c = self.metrics.lock().convert(tenant.as_str(), req);
-        Converted { batch: Batch::Metrics(c.batch), rejected: c.rejected_points, message: c.first_error }
+        Converted {
+            batch: Batch::Metrics(c.batch),
+            rejected: c.rejected_points,
+            message: c.first_error,
+        }
     }
 }
 
@@ -79,11 +96,18 @@ pub async fn export(
     converted: Converted,
 ) -> Result<ExportOutcome, Refusal> {
     let accepted = converted.batch.record_count() as u64;
-    let result = if accepted > 0 { sink.submit(tenant, converted.batch).await } else { Ok(()) };
+    let result = if accepted > 0 {
+        sink.submit(tenant, converted.batch).await
+    } else {
+        Ok(())
+    };
     match result {
         Ok(()) => {
             sink.observe(signal, protocol, accepted, converted.rejected);
-            Ok(ExportOutcome { rejected: converted.rejected, message: converted.message })
+            Ok(ExportOutcome {
+                rejected: converted.rejected,
+                message: converted.message,
+            })
         }
         Err(e) => {
             sink.observe(signal, protocol, 0, accepted + converted.rejected);

@@ -4,12 +4,18 @@ use std::sync::Arc;
 
 use prost::Message;
 use seam_model::otlp::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use seam_model::otlp::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse};
-use seam_model::otlp::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use seam_model::otlp::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use seam_model::otlp::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
 use seam_model::otlp::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use seam_model::otlp::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use seam_model::otlp::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use seam_model::otlp::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -48,14 +54,23 @@ impl OtlpGrpc {
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_message_bytes);
-        tonic::service::Routes::new(traces).add_service(logs).add_service(metrics)
+        tonic::service::Routes::new(traces)
+            .add_service(logs)
+            .add_service(metrics)
     }
 
     fn begin<M: Message>(&self, req: &Request<M>) -> Result<(Tenant, Admission), Status> {
-        let tenant = Tenant::from_header(req.metadata().get("x-scope-orgid").and_then(|v| v.to_str().ok()))
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let tenant = Tenant::from_header(
+            req.metadata()
+                .get("x-scope-orgid")
+                .and_then(|v| v.to_str().ok()),
+        )
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
         // The message is already decoded; hold its size while it is converted and stored.
-        let admission = self.sink.admit(req.get_ref().encoded_len().saturating_mul(2)).map_err(status)?;
+        let admission = self
+            .sink
+            .admit(req.get_ref().encoded_len().saturating_mul(2))
+            .map_err(status)?;
         Ok((tenant, admission))
     }
 }
@@ -80,7 +95,16 @@ impl TraceService for OtlpGrpc {
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let (tenant, _admission) = self.begin(&request)?;
         let converted = self.converter.traces(request.into_inner());
-        let o = outcome(export(&*self.sink, tenant, Signal::Traces, Protocol::OtlpGrpc, converted).await)?;
+        let o = outcome(
+            export(
+                &*self.sink,
+                tenant,
+                Signal::Traces,
+                Protocol::OtlpGrpc,
+                converted,
+            )
+            .await,
+        )?;
         Ok(Response::new(ExportTraceServiceResponse {
             partial_success: (o.rejected > 0).then(|| ExportTracePartialSuccess {
                 rejected_spans: o.rejected as i64,
@@ -99,7 +123,16 @@ impl LogsService for OtlpGrpc {
         let (tenant, _admission) = self.begin(&request)?;
         let converted = self.converter.logs(request.get_ref());
         drop(request);
-        let o = outcome(export(&*self.sink, tenant, Signal::Logs, Protocol::OtlpGrpc, converted).await)?;
+        let o = outcome(
+            export(
+                &*self.sink,
+                tenant,
+                Signal::Logs,
+                Protocol::OtlpGrpc,
+                converted,
+            )
+            .await,
+        )?;
         Ok(Response::new(ExportLogsServiceResponse {
             partial_success: (o.rejected > 0).then(|| ExportLogsPartialSuccess {
                 rejected_log_records: o.rejected as i64,
@@ -118,7 +151,16 @@ impl MetricsService for OtlpGrpc {
         let (tenant, _admission) = self.begin(&request)?;
         let converted = self.converter.metrics(&tenant, request.get_ref());
         drop(request);
-        let o = outcome(export(&*self.sink, tenant, Signal::Metrics, Protocol::OtlpGrpc, converted).await)?;
+        let o = outcome(
+            export(
+                &*self.sink,
+                tenant,
+                Signal::Metrics,
+                Protocol::OtlpGrpc,
+                converted,
+            )
+            .await,
+        )?;
         Ok(Response::new(ExportMetricsServiceResponse {
             partial_success: (o.rejected > 0).then(|| ExportMetricsPartialSuccess {
                 rejected_data_points: o.rejected as i64,

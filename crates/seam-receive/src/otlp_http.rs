@@ -11,7 +11,9 @@ use axum::routing::post;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost::Message;
-use seam_model::otlp::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse};
+use seam_model::otlp::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use seam_model::otlp::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -36,7 +38,9 @@ pub struct OtlpHttpConfig {
 
 impl Default for OtlpHttpConfig {
     fn default() -> Self {
-        OtlpHttpConfig { max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+        OtlpHttpConfig {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
     }
 }
 
@@ -48,11 +52,21 @@ struct Receiver {
 
 /// The OTLP/HTTP routes.
 pub fn router(sink: Arc<dyn Sink>, converter: Arc<OtlpConverter>, cfg: OtlpHttpConfig) -> Router {
-    let state = Arc::new(Receiver { sink, converter, cfg });
+    let state = Arc::new(Receiver {
+        sink,
+        converter,
+        cfg,
+    });
     Router::new()
-        .route("/v1/traces", post(|s, h, b| handle(s, h, b, Signal::Traces)))
+        .route(
+            "/v1/traces",
+            post(|s, h, b| handle(s, h, b, Signal::Traces)),
+        )
         .route("/v1/logs", post(|s, h, b| handle(s, h, b, Signal::Logs)))
-        .route("/v1/metrics", post(|s, h, b| handle(s, h, b, Signal::Metrics)))
+        .route(
+            "/v1/metrics",
+            post(|s, h, b| handle(s, h, b, Signal::Metrics)),
+        )
         .with_state(state)
 }
 
@@ -89,21 +103,38 @@ struct RpcStatus {
 fn error(format: Format, status: StatusCode, code: i32, message: String) -> Response {
     let body = match format {
         Format::Protobuf => RpcStatus { code, message }.encode_to_vec(),
-        Format::Json => serde_json::json!({"code": code, "message": message}).to_string().into_bytes(),
+        Format::Json => serde_json::json!({"code": code, "message": message})
+            .to_string()
+            .into_bytes(),
     };
-    (status, [(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response()
 }
 
 fn refusal(format: Format, r: Refusal) -> Response {
     match r {
-        Refusal::Overloaded { retry_after_secs, message } => {
-            let mut resp = error(format, StatusCode::TOO_MANY_REQUESTS, RESOURCE_EXHAUSTED, message);
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        Refusal::Overloaded {
+            retry_after_secs,
+            message,
+        } => {
+            let mut resp = error(
+                format,
+                StatusCode::TOO_MANY_REQUESTS,
+                RESOURCE_EXHAUSTED,
+                message,
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             resp
         }
         Refusal::Unavailable(m) => {
             let mut resp = error(format, StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, m);
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
             resp
         }
         Refusal::Internal(m) => error(format, StatusCode::INTERNAL_SERVER_ERROR, INTERNAL, m),
@@ -111,8 +142,16 @@ fn refusal(format: Format, r: Refusal) -> Response {
 }
 
 fn format_of(headers: &HeaderMap) -> Result<Format, String> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Format::Protobuf),
         "application/json" => Ok(Format::Json),
@@ -121,18 +160,49 @@ fn format_of(headers: &HeaderMap) -> Result<Format, String> {
     }
 }
 
-async fn handle(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Body, signal: Signal) -> Response {
+async fn handle(
+    State(rx): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Body,
+    signal: Signal,
+) -> Response {
     let format = match format_of(&headers) {
         Ok(f) => f,
-        Err(m) => return (StatusCode::UNSUPPORTED_MEDIA_TYPE, [(header::CONTENT_TYPE, "text/plain")], m).into_response(),
+        Err(m) => {
+            return (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                [(header::CONTENT_TYPE, "text/plain")],
+                m,
+            )
+                .into_response()
+        }
     };
-    let tenant = match Tenant::from_header(headers.get("x-scope-orgid").and_then(|v| v.to_str().ok())) {
-        Ok(t) => t,
-        Err(e) => return error(format, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, e.to_string()),
-    };
-    let encoding = match Encoding::from_header(headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok())) {
+    let tenant =
+        match Tenant::from_header(headers.get("x-scope-orgid").and_then(|v| v.to_str().ok())) {
+            Ok(t) => t,
+            Err(e) => {
+                return error(
+                    format,
+                    StatusCode::BAD_REQUEST,
+                    INVALID_ARGUMENT,
+                    e.to_string(),
+                )
+            }
+        };
+    let encoding = match Encoding::from_header(
+        headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    ) {
         Ok(e) => e,
-        Err(e) => return error(format, StatusCode::UNSUPPORTED_MEDIA_TYPE, INVALID_ARGUMENT, e.to_string()),
+        Err(e) => {
+            return error(
+                format,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                INVALID_ARGUMENT,
+                e.to_string(),
+            )
+        }
     };
     let limit = rx.cfg.max_body_bytes;
     let declared = headers
@@ -140,8 +210,16 @@ async fn handle(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Body,
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        let e = BodyError::TooLarge { what: "request body", limit };
-        return error(format, StatusCode::PAYLOAD_TOO_LARGE, INVALID_ARGUMENT, e.to_string());
+        let e = BodyError::TooLarge {
+            what: "request body",
+            limit,
+        };
+        return error(
+            format,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            INVALID_ARGUMENT,
+            e.to_string(),
+        );
     }
     // Reserve what we know before reading; a chunked body is reserved once its size is known.
     let _declared_admission = match declared.map(|n| rx.sink.admit(n)).transpose() {
@@ -151,12 +229,31 @@ async fn handle(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Body,
     let raw: Bytes = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            let e = BodyError::TooLarge { what: "request body", limit };
-            return error(format, StatusCode::PAYLOAD_TOO_LARGE, INVALID_ARGUMENT, e.to_string());
+            let e = BodyError::TooLarge {
+                what: "request body",
+                limit,
+            };
+            return error(
+                format,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                INVALID_ARGUMENT,
+                e.to_string(),
+            );
         }
-        Err(e) => return error(format, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, format!("reading request body: {e}")),
+        Err(e) => {
+            return error(
+                format,
+                StatusCode::BAD_REQUEST,
+                INVALID_ARGUMENT,
+                format!("reading request body: {e}"),
+            )
+        }
     };
-    let _chunked_admission = match declared.is_none().then(|| rx.sink.admit(raw.len())).transpose() {
+    let _chunked_admission = match declared
+        .is_none()
+        .then(|| rx.sink.admit(raw.len()))
+        .transpose()
+    {
         Ok(a) => a,
         Err(r) => return refusal(format, r),
     };
@@ -164,71 +261,113 @@ async fn handle(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Body,
     let data = match body::decode(raw, encoding, limit) {
         Ok(d) => d,
         Err(e @ BodyError::TooLarge { .. }) => {
-            return error(format, StatusCode::PAYLOAD_TOO_LARGE, INVALID_ARGUMENT, e.to_string())
+            return error(
+                format,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                INVALID_ARGUMENT,
+                e.to_string(),
+            )
         }
-        Err(e) => return error(format, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, e.to_string()),
+        Err(e) => {
+            return error(
+                format,
+                StatusCode::BAD_REQUEST,
+                INVALID_ARGUMENT,
+                e.to_string(),
+            )
+        }
     };
     // Decoded messages take a few times their wire size; hold that too while we work.
-    let _decode_admission = match rx.sink.admit(data.len().saturating_mul(2).saturating_sub(raw_len)) {
+    let _decode_admission = match rx
+        .sink
+        .admit(data.len().saturating_mul(2).saturating_sub(raw_len))
+    {
         Ok(a) => a,
         Err(r) => return refusal(format, r),
     };
     match signal {
         Signal::Traces => {
-            let req = match decode::<ExportTraceServiceRequest>(format, &data, otlp_json::decode_traces) {
+            let req = match decode::<ExportTraceServiceRequest>(
+                format,
+                &data,
+                otlp_json::decode_traces,
+            ) {
                 Ok(r) => r,
                 Err(m) => return error(format, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, m),
             };
             let converted = rx.converter.traces(req);
-            respond(format, export(&*rx.sink, tenant, signal, Protocol::OtlpHttp, converted).await, |o| {
-                let partial_success = (o.rejected > 0).then(|| ExportTracePartialSuccess {
-                    rejected_spans: o.rejected as i64,
-                    error_message: o.message.unwrap_or_default(),
-                });
-                let resp = ExportTraceServiceResponse { partial_success };
-                match format {
-                    Format::Protobuf => resp.encode_to_vec(),
-                    Format::Json => otlp_json::encode_traces_response(&resp).to_string().into_bytes(),
-                }
-            })
+            respond(
+                format,
+                export(&*rx.sink, tenant, signal, Protocol::OtlpHttp, converted).await,
+                |o| {
+                    let partial_success = (o.rejected > 0).then(|| ExportTracePartialSuccess {
+                        rejected_spans: o.rejected as i64,
+                        error_message: o.message.unwrap_or_default(),
+                    });
+                    let resp = ExportTraceServiceResponse { partial_success };
+                    match format {
+                        Format::Protobuf => resp.encode_to_vec(),
+                        Format::Json => otlp_json::encode_traces_response(&resp)
+                            .to_string()
+                            .into_bytes(),
+                    }
+                },
+            )
         }
         Signal::Logs => {
-            let req = match decode::<ExportLogsServiceRequest>(format, &data, otlp_json::decode_logs) {
-                Ok(r) => r,
-                Err(m) => return error(format, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, m),
-            };
+            let req =
+                match decode::<ExportLogsServiceRequest>(format, &data, otlp_json::decode_logs) {
+                    Ok(r) => r,
+                    Err(m) => return error(format, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, m),
+                };
             let converted = rx.converter.logs(&req);
             drop(req);
-            respond(format, export(&*rx.sink, tenant, signal, Protocol::OtlpHttp, converted).await, |o| {
-                let partial_success = (o.rejected > 0).then(|| ExportLogsPartialSuccess {
-                    rejected_log_records: o.rejected as i64,
-                    error_message: o.message.unwrap_or_default(),
-                });
-                let resp = ExportLogsServiceResponse { partial_success };
-                match format {
-                    Format::Protobuf => resp.encode_to_vec(),
-                    Format::Json => otlp_json::encode_logs_response(&resp).to_string().into_bytes(),
-                }
-            })
+            respond(
+                format,
+                export(&*rx.sink, tenant, signal, Protocol::OtlpHttp, converted).await,
+                |o| {
+                    let partial_success = (o.rejected > 0).then(|| ExportLogsPartialSuccess {
+                        rejected_log_records: o.rejected as i64,
+                        error_message: o.message.unwrap_or_default(),
+                    });
+                    let resp = ExportLogsServiceResponse { partial_success };
+                    match format {
+                        Format::Protobuf => resp.encode_to_vec(),
+                        Format::Json => otlp_json::encode_logs_response(&resp)
+                            .to_string()
+                            .into_bytes(),
+                    }
+                },
+            )
         }
         Signal::Metrics => {
-            let req = match decode::<ExportMetricsServiceRequest>(format, &data, otlp_json::decode_metrics) {
+            let req = match decode::<ExportMetricsServiceRequest>(
+                format,
+                &data,
+                otlp_json::decode_metrics,
+            ) {
                 Ok(r) => r,
                 Err(m) => return error(format, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, m),
             };
             let converted = rx.converter.metrics(&tenant, &req);
             drop(req);
-            respond(format, export(&*rx.sink, tenant, signal, Protocol::OtlpHttp, converted).await, |o| {
-                let partial_success = (o.rejected > 0).then(|| ExportMetricsPartialSuccess {
-                    rejected_data_points: o.rejected as i64,
-                    error_message: o.message.unwrap_or_default(),
-                });
-                let resp = ExportMetricsServiceResponse { partial_success };
-                match format {
-                    Format::Protobuf => resp.encode_to_vec(),
-                    Format::Json => otlp_json::encode_metrics_response(&resp).to_string().into_bytes(),
-                }
-            })
+            respond(
+                format,
+                export(&*rx.sink, tenant, signal, Protocol::OtlpHttp, converted).await,
+                |o| {
+                    let partial_success = (o.rejected > 0).then(|| ExportMetricsPartialSuccess {
+                        rejected_data_points: o.rejected as i64,
+                        error_message: o.message.unwrap_or_default(),
+                    });
+                    let resp = ExportMetricsServiceResponse { partial_success };
+                    match format {
+                        Format::Protobuf => resp.encode_to_vec(),
+                        Format::Json => otlp_json::encode_metrics_response(&resp)
+                            .to_string()
+                            .into_bytes(),
+                    }
+                },
+            )
         }
     }
 }
@@ -239,7 +378,8 @@ fn decode<M: Message + Default>(
     json: impl Fn(&[u8]) -> Result<M, otlp_json::JsonDecodeError>,
 ) -> Result<M, String> {
     match format {
-        Format::Protobuf => M::decode(data).map_err(|e| format!("invalid protobuf body ({} bytes): {e}", data.len())),
+        Format::Protobuf => M::decode(data)
+            .map_err(|e| format!("invalid protobuf body ({} bytes): {e}", data.len())),
         Format::Json => json(data).map_err(|e| format!("invalid OTLP/JSON body: {e}")),
     }
 }
@@ -250,7 +390,12 @@ fn respond(
     body: impl FnOnce(ExportOutcome) -> Vec<u8>,
 ) -> Response {
     match result {
-        Ok(o) => (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], body(o)).into_response(),
+        Ok(o) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, format.content_type())],
+            body(o),
+        )
+            .into_response(),
         Err(r) => refusal(format, r),
     }
 }

@@ -26,7 +26,12 @@ pub struct Reservation {
 impl MemoryBudget {
     /// A budget of `limit` bytes.
     pub fn new(limit: usize) -> MemoryBudget {
-        MemoryBudget { inner: Arc::new(Inner { limit, used: AtomicUsize::new(0) }) }
+        MemoryBudget {
+            inner: Arc::new(Inner {
+                limit,
+                used: AtomicUsize::new(0),
+            }),
+        }
     }
 
     /// The limit in bytes.
@@ -46,8 +51,18 @@ impl MemoryBudget {
             if cur.saturating_add(bytes) > self.inner.limit {
                 return None;
             }
-            match self.inner.used.compare_exchange_weak(cur, cur + bytes, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return Some(Reservation { budget: self.clone(), bytes }),
+            match self.inner.used.compare_exchange_weak(
+                cur,
+                cur + bytes,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Some(Reservation {
+                        budget: self.clone(),
+                        bytes,
+                    })
+                }
                 Err(now) => cur = now,
             }
         }
@@ -57,7 +72,10 @@ impl MemoryBudget {
     /// total over the limit, which then refuses new work until a flush releases them.
     pub fn charge(&self, bytes: usize) -> Reservation {
         self.inner.used.fetch_add(bytes, Ordering::AcqRel);
-        Reservation { budget: self.clone(), bytes }
+        Reservation {
+            budget: self.clone(),
+            bytes,
+        }
     }
 }
 
@@ -70,7 +88,10 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.budget.inner.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.budget
+            .inner
+            .used
+            .fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 

@@ -126,7 +126,11 @@ impl Catalog {
     pub fn replay_from(&self) -> Result<u64, StoreError> {
         let v: Option<i64> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key='replay_from_wal_segment'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key='replay_from_wal_segment'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(db_err)?;
         Ok(v.unwrap_or(0) as u64)
@@ -136,7 +140,11 @@ impl Catalog {
     pub fn next_segment_id(&self) -> Result<i64, StoreError> {
         let max: Option<i64> = self
             .conn
-            .query_row("SELECT seq FROM sqlite_sequence WHERE name='segments'", [], |r| r.get(0))
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name='segments'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(db_err)?;
         Ok(max.unwrap_or(0) + 1)
@@ -164,23 +172,40 @@ impl Catalog {
             .map_err(db_err)?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, tenant, signal, rel_path, min_time_ns, max_time_ns, rows, bytes) = row.map_err(db_err)?;
+            let (id, tenant, signal, rel_path, min_time_ns, max_time_ns, rows, bytes) =
+                row.map_err(db_err)?;
             let tenant = Tenant::new(&tenant).map_err(|e| StoreError::Catalog(e.to_string()))?;
-            let signal =
-                signal_from_code(signal).ok_or_else(|| StoreError::Catalog(format!("segment {id}: unknown signal {signal}")))?;
-            out.push(SegmentMeta { id, tenant, signal, rel_path, min_time_ns, max_time_ns, rows, bytes });
+            let signal = signal_from_code(signal).ok_or_else(|| {
+                StoreError::Catalog(format!("segment {id}: unknown signal {signal}"))
+            })?;
+            out.push(SegmentMeta {
+                id,
+                tenant,
+                signal,
+                rel_path,
+                min_time_ns,
+                max_time_ns,
+                rows,
+                bytes,
+            });
         }
         Ok(out)
     }
 
     /// The segments holding `trace_id` for a tenant, with the trace's time range in each.
-    pub fn trace_segments(&self, tenant: &Tenant, trace_id: &TraceId) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+    pub fn trace_segments(
+        &self,
+        tenant: &Tenant,
+        trace_id: &TraceId,
+    ) -> Result<Vec<(i64, i64, i64)>, StoreError> {
         let mut st = self
             .conn
             .prepare_cached("SELECT segment_id, start_time, end_time FROM trace_index WHERE tenant=?1 AND trace_id=?2")
             .map_err(db_err)?;
         let rows = st
-            .query_map(params![tenant.as_str(), &trace_id.0[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map(params![tenant.as_str(), &trace_id.0[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .map_err(db_err)?;
         rows.collect::<Result<_, _>>().map_err(db_err)
     }
@@ -193,16 +218,30 @@ impl Catalog {
             .map_err(db_err)?;
         let rows = st
             .query_map(params![signal_code(signal)], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
             })
             .map_err(db_err)?;
         let mut out = Vec::new();
         for row in rows {
             let (tenant, id, labels, min_time_ns, max_time_ns) = row.map_err(db_err)?;
             let tenant = Tenant::new(&tenant).map_err(|e| StoreError::Catalog(e.to_string()))?;
-            let map: Vec<(String, String)> =
-                serde_json::from_str(&labels).map_err(|e| StoreError::Catalog(format!("series {id}: {e}")))?;
-            out.push((tenant, SeriesEntry { id: id as u64, labels: Labels::from_pairs(map), min_time_ns, max_time_ns }));
+            let map: Vec<(String, String)> = serde_json::from_str(&labels)
+                .map_err(|e| StoreError::Catalog(format!("series {id}: {e}")))?;
+            out.push((
+                tenant,
+                SeriesEntry {
+                    id: id as u64,
+                    labels: Labels::from_pairs(map),
+                    min_time_ns,
+                    max_time_ns,
+                },
+            ));
         }
         Ok(out)
     }
@@ -249,12 +288,22 @@ impl Catalog {
                 ])
                 .map_err(db_err)?;
                 for t in traces {
-                    tix.execute(params![m.tenant.as_str(), &t.trace_id.0[..], m.id, t.start_ns, t.end_ns])
-                        .map_err(db_err)?;
+                    tix.execute(params![
+                        m.tenant.as_str(),
+                        &t.trace_id.0[..],
+                        m.id,
+                        t.start_ns,
+                        t.end_ns
+                    ])
+                    .map_err(db_err)?;
                 }
                 for s in series {
-                    let pairs: Vec<(&str, &str)> =
-                        s.labels.as_slice().iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+                    let pairs: Vec<(&str, &str)> = s
+                        .labels
+                        .as_slice()
+                        .iter()
+                        .map(|l| (l.name.as_str(), l.value.as_str()))
+                        .collect();
                     let json = serde_json::to_string(&pairs).expect("labels serialise");
                     ser.execute(params![
                         m.tenant.as_str(),

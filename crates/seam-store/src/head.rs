@@ -70,7 +70,11 @@ impl HeadPart {
     pub fn chunks_for_trace(&self, trace_id: &TraceId) -> Vec<RecordBatch> {
         self.trace_chunks
             .get(trace_id)
-            .map(|ix| ix.iter().map(|i| self.chunks[*i as usize].batch.clone()).collect())
+            .map(|ix| {
+                ix.iter()
+                    .map(|i| self.chunks[*i as usize].batch.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -91,7 +95,11 @@ fn intersects(a: &[u64], b: &[u64]) -> bool {
 }
 
 /// Computes what a chunk needs besides its rows: its series ids, and for spans its trace ids.
-pub fn prepare_chunk(signal: Signal, batch: RecordBatch, summary: RowsSummary) -> (HeadChunk, Vec<TraceId>) {
+pub fn prepare_chunk(
+    signal: Signal,
+    batch: RecordBatch,
+    summary: RowsSummary,
+) -> (HeadChunk, Vec<TraceId>) {
     let mut trace_ids = Vec::new();
     let mut series_ids = Vec::new();
     match signal {
@@ -104,11 +112,26 @@ pub fn prepare_chunk(signal: Signal, batch: RecordBatch, summary: RowsSummary) -
             trace_ids.dedup();
         }
         Signal::Logs | Signal::Metrics => {
-            let c = if signal == Signal::Logs { log_col::STREAM_ID } else { sample_col::SERIES_ID };
-            series_ids = batch.column(c).as_primitive::<UInt64Type>().values().to_vec();
+            let c = if signal == Signal::Logs {
+                log_col::STREAM_ID
+            } else {
+                sample_col::SERIES_ID
+            };
+            series_ids = batch
+                .column(c)
+                .as_primitive::<UInt64Type>()
+                .values()
+                .to_vec();
             series_ids.sort_unstable();
             series_ids.dedup();
         }
     }
-    (HeadChunk { batch, summary, series_ids }, trace_ids)
+    (
+        HeadChunk {
+            batch,
+            summary,
+            series_ids,
+        },
+        trace_ids,
+    )
 }

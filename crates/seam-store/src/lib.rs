@@ -15,8 +15,8 @@ pub mod schema;
 pub mod segment;
 pub mod series_index;
 mod store;
-mod wal_entry;
 pub mod wal;
+mod wal_entry;
 
 pub use budget::{MemoryBudget, Reservation};
 pub use read::{Direction, LogRow};

@@ -50,7 +50,11 @@ impl PartialOrd for LogRow {
 impl Eq for LogRow {}
 impl Ord for LogRow {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.timestamp_ns, self.stream_id, &self.line).cmp(&(other.timestamp_ns, other.stream_id, &other.line))
+        (self.timestamp_ns, self.stream_id, &self.line).cmp(&(
+            other.timestamp_ns,
+            other.stream_id,
+            &other.line,
+        ))
     }
 }
 
@@ -84,15 +88,29 @@ impl Store {
 
     /// All spans of a trace, grouped by resource and scope; empty when the trace is unknown.
     /// Duplicate deliveries of a span (same span id and start) appear once. Blocking.
-    pub fn trace(&self, tenant: &Tenant, trace_id: &TraceId) -> Result<Vec<ResourceSpans>, StoreError> {
-        let (mut batches, segs) = self.snapshot(tenant, Signal::Traces, |p| p.chunks_for_trace(trace_id));
+    pub fn trace(
+        &self,
+        tenant: &Tenant,
+        trace_id: &TraceId,
+    ) -> Result<Vec<ResourceSpans>, StoreError> {
+        let (mut batches, segs) =
+            self.snapshot(tenant, Signal::Traces, |p| p.chunks_for_trace(trace_id));
         let sel = RowSelection::Trace(trace_id);
-        batches = batches.iter().map(|b| segment::filter_rows(b, Signal::Traces, &sel)).collect();
+        batches = batches
+            .iter()
+            .map(|b| segment::filter_rows(b, Signal::Traces, &sel))
+            .collect();
         let in_segments = self.inner.catalog.lock().trace_segments(tenant, trace_id)?;
         for (seg_id, _, _) in in_segments {
             // A segment committed after our snapshot holds rows our snapshot has in a frozen head.
-            let Some(meta) = segs.get(&seg_id) else { continue };
-            batches.extend(segment::read(&self.inner.cfg.data_dir.join(&meta.rel_path), Signal::Traces, &sel)?);
+            let Some(meta) = segs.get(&seg_id) else {
+                continue;
+            };
+            batches.extend(segment::read(
+                &self.inner.cfg.data_dir.join(&meta.rel_path),
+                Signal::Traces,
+                &sel,
+            )?);
         }
         Ok(assemble_trace(&batches))
     }
@@ -108,7 +126,9 @@ impl Store {
         end_ns: i64,
     ) -> Vec<(u64, Labels)> {
         let st = self.inner.state.read();
-        let Some(ix) = st.series.get(&(tenant.clone(), signal)) else { return Vec::new() };
+        let Some(ix) = st.series.get(&(tenant.clone(), signal)) else {
+            return Vec::new();
+        };
         ix.select(matchers, start_ns, end_ns)
             .into_iter()
             .map(|id| (id, ix.get(id).expect("selected ids exist").labels.clone()))
@@ -116,7 +136,14 @@ impl Store {
     }
 
     /// Label names among matching streams or series.
-    pub fn label_names(&self, tenant: &Tenant, signal: Signal, matchers: &[LabelMatcher], start_ns: i64, end_ns: i64) -> Vec<String> {
+    pub fn label_names(
+        &self,
+        tenant: &Tenant,
+        signal: Signal,
+        matchers: &[LabelMatcher],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Vec<String> {
         let st = self.inner.state.read();
         st.series
             .get(&(tenant.clone(), signal))
@@ -157,8 +184,14 @@ impl Store {
         if stream_ids.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let (head, segs) = self.snapshot(tenant, Signal::Logs, |p| p.chunks_for_series(stream_ids, start_ns, end_ns));
-        let sel = RowSelection::Series { ids: stream_ids, start: start_ns, end: end_ns };
+        let (head, segs) = self.snapshot(tenant, Signal::Logs, |p| {
+            p.chunks_for_series(stream_ids, start_ns, end_ns)
+        });
+        let sel = RowSelection::Series {
+            ids: stream_ids,
+            start: start_ns,
+            end: end_ns,
+        };
         let mut newest: BinaryHeap<Reverse<LogRow>> = BinaryHeap::new();
         let mut oldest: BinaryHeap<LogRow> = BinaryHeap::new();
         let mut offer = |row: LogRow| match direction {
@@ -200,7 +233,11 @@ impl Store {
             visit(b);
         }
         for meta in overlapping(&segs, start_ns, end_ns) {
-            for b in segment::read(&self.inner.cfg.data_dir.join(&meta.rel_path), Signal::Logs, &sel)? {
+            for b in segment::read(
+                &self.inner.cfg.data_dir.join(&meta.rel_path),
+                Signal::Logs,
+                &sel,
+            )? {
                 visit(&b);
             }
         }
@@ -231,20 +268,36 @@ impl Store {
         if series_ids.is_empty() {
             return Ok(out);
         }
-        let (start_ns, end_ns) = (start_ms.saturating_mul(1_000_000), end_ms.saturating_mul(1_000_000));
-        let (head, segs) = self.snapshot(tenant, Signal::Metrics, |p| p.chunks_for_series(series_ids, start_ns, end_ns));
-        let sel = RowSelection::Series { ids: series_ids, start: start_ms, end: end_ms };
+        let (start_ns, end_ns) = (
+            start_ms.saturating_mul(1_000_000),
+            end_ms.saturating_mul(1_000_000),
+        );
+        let (head, segs) = self.snapshot(tenant, Signal::Metrics, |p| {
+            p.chunks_for_series(series_ids, start_ns, end_ns)
+        });
+        let sel = RowSelection::Series {
+            ids: series_ids,
+            start: start_ms,
+            end: end_ms,
+        };
         let mut visit = |b: &RecordBatch| {
             let b = segment::filter_rows(b, Signal::Metrics, &sel);
             let ids = b.column(sample_col::SERIES_ID).as_primitive::<UInt64Type>();
             let ts = b.column(sample_col::TIMESTAMP).as_primitive::<Int64Type>();
             let vals = b.column(sample_col::VALUE).as_primitive::<Float64Type>();
             for i in 0..b.num_rows() {
-                out.entry(ids.value(i)).or_default().push(Sample { timestamp_ms: ts.value(i), value: vals.value(i) });
+                out.entry(ids.value(i)).or_default().push(Sample {
+                    timestamp_ms: ts.value(i),
+                    value: vals.value(i),
+                });
             }
         };
         for meta in overlapping(&segs, start_ns, end_ns) {
-            for b in segment::read(&self.inner.cfg.data_dir.join(&meta.rel_path), Signal::Metrics, &sel)? {
+            for b in segment::read(
+                &self.inner.cfg.data_dir.join(&meta.rel_path),
+                Signal::Metrics,
+                &sel,
+            )? {
                 visit(&b);
             }
         }
@@ -269,8 +322,10 @@ impl Store {
 }
 
 fn overlapping(segs: &HashMap<i64, SegmentMeta>, start_ns: i64, end_ns: i64) -> Vec<&SegmentMeta> {
-    let mut v: Vec<&SegmentMeta> =
-        segs.values().filter(|m| m.max_time_ns >= start_ns && m.min_time_ns <= end_ns).collect();
+    let mut v: Vec<&SegmentMeta> = segs
+        .values()
+        .filter(|m| m.max_time_ns >= start_ns && m.min_time_ns <= end_ns)
+        .collect();
     v.sort_by_key(|m| m.id);
     v
 }
@@ -308,10 +363,14 @@ fn assemble_trace(batches: &[RecordBatch]) -> Vec<ResourceSpans> {
             if !seen.insert((span_id.value(i).to_vec(), start.value(i))) {
                 continue;
             }
-            let rkey = (resource.value(i).to_vec(), resource_url.value(i).to_string());
+            let rkey = (
+                resource.value(i).to_vec(),
+                resource_url.value(i).to_string(),
+            );
             let ri = *res_index.entry(rkey).or_insert_with(|| {
                 out.push(ResourceSpans {
-                    resource: (!resource.value(i).is_empty()).then(|| Resource::decode(resource.value(i)).unwrap_or_default()),
+                    resource: (!resource.value(i).is_empty())
+                        .then(|| Resource::decode(resource.value(i)).unwrap_or_default()),
                     scope_spans: Vec::new(),
                     schema_url: resource_url.value(i).to_string(),
                 });
@@ -327,10 +386,13 @@ fn assemble_trace(batches: &[RecordBatch]) -> Vec<ResourceSpans> {
                 });
                 out[ri].scope_spans.len() - 1
             });
-            let status = (status_code.value(i) != 0 || !status_message.value(i).is_empty()).then(|| Status {
-                code: status_code.value(i),
-                message: status_message.value(i).to_string(),
-            });
+            let status =
+                (status_code.value(i) != 0 || !status_message.value(i).is_empty()).then(|| {
+                    Status {
+                        code: status_code.value(i),
+                        message: status_message.value(i).to_string(),
+                    }
+                });
             out[ri].scope_spans[si].spans.push(Span {
                 trace_id: trace_id.value(i).to_vec(),
                 span_id: span_id.value(i).to_vec(),
@@ -343,9 +405,13 @@ fn assemble_trace(batches: &[RecordBatch]) -> Vec<ResourceSpans> {
                 end_time_unix_nano: end.value(i) as u64,
                 attributes: decode_attributes(attrs.value(i)),
                 dropped_attributes_count: dropped_attrs.value(i),
-                events: StoredEvents::decode(events.value(i)).map(|e| e.events).unwrap_or_default(),
+                events: StoredEvents::decode(events.value(i))
+                    .map(|e| e.events)
+                    .unwrap_or_default(),
                 dropped_events_count: dropped_events.value(i),
-                links: StoredLinks::decode(links.value(i)).map(|l| l.links).unwrap_or_default(),
+                links: StoredLinks::decode(links.value(i))
+                    .map(|l| l.links)
+                    .unwrap_or_default(),
                 dropped_links_count: dropped_links.value(i),
                 status,
             });

@@ -8,8 +8,8 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, FixedSizeBinaryBuilder, Float64Builder, Int32Builder, Int64Builder, RecordBatch,
-    StringBuilder, UInt32Builder, UInt64Builder,
+    ArrayRef, BinaryBuilder, FixedSizeBinaryBuilder, Float64Builder, Int32Builder, Int64Builder,
+    RecordBatch, StringBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use prost::Message;
@@ -151,7 +151,10 @@ pub struct RowsSummary {
 
 impl RowsSummary {
     fn empty() -> RowsSummary {
-        RowsSummary { min_time_ns: i64::MAX, max_time_ns: i64::MIN }
+        RowsSummary {
+            min_time_ns: i64::MAX,
+            max_time_ns: i64::MIN,
+        }
     }
     fn add(&mut self, t: i64) {
         self.min_time_ns = self.min_time_ns.min(t);
@@ -188,13 +191,25 @@ pub fn spans_to_batch(rs: &[ResourceSpans]) -> (RecordBatch, RowsSummary) {
     let mut buf = Vec::with_capacity(256);
     for r in rs {
         let service_name = seam_model::traces::service_name(r);
-        let resource_bytes = r.resource.as_ref().map(|x| x.encode_to_vec()).unwrap_or_default();
+        let resource_bytes = r
+            .resource
+            .as_ref()
+            .map(|x| x.encode_to_vec())
+            .unwrap_or_default();
         for s in &r.scope_spans {
-            let scope_bytes = s.scope.as_ref().map(|x| x.encode_to_vec()).unwrap_or_default();
+            let scope_bytes = s
+                .scope
+                .as_ref()
+                .map(|x| x.encode_to_vec())
+                .unwrap_or_default();
             for span in &s.spans {
                 // Spans were validated before reaching the store; these appends cannot fail.
-                trace_id.append_value(&span.trace_id).expect("validated trace id");
-                span_id.append_value(&span.span_id).expect("validated span id");
+                trace_id
+                    .append_value(&span.trace_id)
+                    .expect("validated trace id");
+                span_id
+                    .append_value(&span.span_id)
+                    .expect("validated span id");
                 parent.append_value(&span.parent_span_id);
                 trace_state.append_value(&span.trace_state);
                 flags.append_value(span.flags);
@@ -253,7 +268,8 @@ pub fn spans_to_batch(rs: &[ResourceSpans]) -> (RecordBatch, RowsSummary) {
         Arc::new(scope.finish()),
         Arc::new(scope_url.finish()),
     ];
-    let batch = RecordBatch::try_new(schema(Signal::Traces), cols).expect("span columns match the schema");
+    let batch =
+        RecordBatch::try_new(schema(Signal::Traces), cols).expect("span columns match the schema");
     (batch, summary)
 }
 
@@ -267,7 +283,9 @@ fn encode_repeated<M: Message>(buf: &mut Vec<u8>, tag: u32, items: &[M]) {
 
 /// Decodes a span's attributes column.
 pub fn decode_attributes(b: &[u8]) -> Vec<seam_model::otlp::common::v1::KeyValue> {
-    KeyValueList::decode(b).map(|l| l.values).unwrap_or_default()
+    KeyValueList::decode(b)
+        .map(|l| l.values)
+        .unwrap_or_default()
 }
 
 fn clamp_ns(t: u64) -> i64 {
@@ -324,7 +342,8 @@ pub fn logs_to_batch(b: &LogBatch) -> (RecordBatch, RowsSummary) {
         Arc::new(trace_id.finish()),
         Arc::new(span_id.finish()),
     ];
-    let batch = RecordBatch::try_new(schema(Signal::Logs), cols).expect("log columns match the schema");
+    let batch =
+        RecordBatch::try_new(schema(Signal::Logs), cols).expect("log columns match the schema");
     (batch, summary)
 }
 
@@ -354,6 +373,7 @@ pub fn samples_to_batch(b: &SampleBatch) -> (RecordBatch, RowsSummary) {
         Arc::new(ts.finish()),
         Arc::new(value.finish()),
     ];
-    let batch = RecordBatch::try_new(schema(Signal::Metrics), cols).expect("sample columns match the schema");
+    let batch = RecordBatch::try_new(schema(Signal::Metrics), cols)
+        .expect("sample columns match the schema");
     (batch, summary)
 }

@@ -6,7 +6,9 @@ use std::fs::{self, File};
 use std::path::Path;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn};
+use arrow::compute::{
+    concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
+};
 use arrow::datatypes::{Int64Type, UInt64Type};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -48,7 +50,11 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
 
 /// Sorts `batches` for the signal's access path and writes them to `path` durably: to a temp
 /// name, fsync, rename, fsync the directory.
-pub fn write(path: &Path, signal: Signal, batches: &[RecordBatch]) -> Result<WrittenSegment, StoreError> {
+pub fn write(
+    path: &Path,
+    signal: Signal,
+    batches: &[RecordBatch],
+) -> Result<WrittenSegment, StoreError> {
     let schema = schema::schema(signal);
     let all = concat_batches(&schema, batches).map_err(|e| StoreError::Io(e.to_string()))?;
     let (key, time) = match signal {
@@ -57,14 +63,22 @@ pub fn write(path: &Path, signal: Signal, batches: &[RecordBatch]) -> Result<Wri
         Signal::Metrics => (sample_col::SERIES_ID, sample_col::TIMESTAMP),
     };
     let sort = [
-        SortColumn { values: all.column(key).clone(), options: None },
-        SortColumn { values: all.column(time).clone(), options: None },
+        SortColumn {
+            values: all.column(key).clone(),
+            options: None,
+        },
+        SortColumn {
+            values: all.column(time).clone(),
+            options: None,
+        },
     ];
     let idx = lexsort_to_indices(&sort, None).map_err(|e| StoreError::Io(e.to_string()))?;
     let sorted = take_record_batch(&all, &idx).map_err(|e| StoreError::Io(e.to_string()))?;
 
     let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid zstd level"),
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     if signal == Signal::Traces || signal == Signal::Logs {
         props = props
@@ -75,7 +89,8 @@ pub fn write(path: &Path, signal: Signal, batches: &[RecordBatch]) -> Result<Wri
     let dir = path.parent().expect("segment paths have a directory");
     fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props.build())).map_err(|e| io_err(&tmp, e))?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props.build()))
+        .map_err(|e| io_err(&tmp, e))?;
     writer.write(&sorted).map_err(|e| io_err(&tmp, e))?;
     let file = writer.into_inner().map_err(|e| io_err(&tmp, e))?;
     file.sync_all().map_err(|e| io_err(&tmp, e))?;
@@ -85,7 +100,13 @@ pub fn write(path: &Path, signal: Signal, batches: &[RecordBatch]) -> Result<Wri
     sync_dir(dir)?;
 
     let times = sorted.column(time).as_primitive::<Int64Type>();
-    let to_ns = |t: i64| if signal == Signal::Metrics { t.saturating_mul(1_000_000) } else { t };
+    let to_ns = |t: i64| {
+        if signal == Signal::Metrics {
+            t.saturating_mul(1_000_000)
+        } else {
+            t
+        }
+    };
     let (mut min_time_ns, mut max_time_ns) = (i64::MAX, i64::MIN);
     for t in times.values().iter() {
         min_time_ns = min_time_ns.min(to_ns(*t));
@@ -108,7 +129,9 @@ pub fn write(path: &Path, signal: Signal, batches: &[RecordBatch]) -> Result<Wri
 
 /// Fsyncs a directory so a rename or a new file in it survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))
 }
 
 /// Per-trace time ranges of a batch sorted by trace id.
@@ -124,7 +147,11 @@ fn trace_ranges(sorted: &RecordBatch) -> Vec<TraceIndexEntry> {
                 last.start_ns = last.start_ns.min(t);
                 last.end_ns = last.end_ns.max(t);
             }
-            _ => out.push(TraceIndexEntry { trace_id: id, start_ns: t, end_ns: t }),
+            _ => out.push(TraceIndexEntry {
+                trace_id: id,
+                start_ns: t,
+                end_ns: t,
+            }),
         }
     }
     out
@@ -134,7 +161,12 @@ fn trace_ranges(sorted: &RecordBatch) -> Vec<TraceIndexEntry> {
 fn series_ranges(sorted: &RecordBatch, signal: Signal) -> Vec<SeriesEntry> {
     let (id_col, labels_col, time_col, scale) = match signal {
         Signal::Logs => (log_col::STREAM_ID, log_col::LABELS, log_col::TIMESTAMP, 1),
-        _ => (sample_col::SERIES_ID, sample_col::LABELS, sample_col::TIMESTAMP, 1_000_000),
+        _ => (
+            sample_col::SERIES_ID,
+            sample_col::LABELS,
+            sample_col::TIMESTAMP,
+            1_000_000,
+        ),
     };
     let ids = sorted.column(id_col).as_primitive::<UInt64Type>();
     let labels = sorted.column(labels_col).as_string::<i32>();
@@ -159,7 +191,10 @@ fn series_ranges(sorted: &RecordBatch, signal: Signal) -> Vec<SeriesEntry> {
 pub fn parse_labels(s: &str) -> Labels {
     let mut pairs = Vec::new();
     let b = s.trim();
-    let inner = b.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(b);
+    let inner = b
+        .strip_prefix('{')
+        .and_then(|x| x.strip_suffix('}'))
+        .unwrap_or(b);
     let mut rest = inner;
     while let Some(eq) = rest.find("=\"") {
         let name = rest[..eq].trim().trim_start_matches(',').trim().to_string();
@@ -175,8 +210,15 @@ pub fn parse_labels(s: &str) -> Labels {
                     Some((_, '0')) => value.push('\0'),
                     Some((_, 'u')) => {
                         // Rust's Debug writes other control characters as \u{XX}.
-                        let hex: String = chars.by_ref().map(|(_, c)| c).take_while(|c| *c != '}').collect();
-                        if let Some(c) = u32::from_str_radix(hex.trim_start_matches('{'), 16).ok().and_then(char::from_u32) {
+                        let hex: String = chars
+                            .by_ref()
+                            .map(|(_, c)| c)
+                            .take_while(|c| *c != '}')
+                            .collect();
+                        if let Some(c) = u32::from_str_radix(hex.trim_start_matches('{'), 16)
+                            .ok()
+                            .and_then(char::from_u32)
+                        {
                             value.push(c);
                         }
                     }
@@ -201,22 +243,33 @@ pub enum RowSelection<'a> {
     /// The spans of one trace.
     Trace(&'a TraceId),
     /// Rows of these streams or series (sorted ids) within `[start, end]` in the column's unit.
-    Series { ids: &'a [u64], start: i64, end: i64 },
+    Series {
+        ids: &'a [u64],
+        start: i64,
+        end: i64,
+    },
 }
 
 /// Reads the rows a selection wants from one segment file, skipping row groups whose statistics
 /// (and, for traces, bloom filter) rule them out.
-pub fn read(path: &Path, signal: Signal, sel: &RowSelection<'_>) -> Result<Vec<RecordBatch>, StoreError> {
+pub fn read(
+    path: &Path,
+    signal: Signal,
+    sel: &RowSelection<'_>,
+) -> Result<Vec<RecordBatch>, StoreError> {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| io_err(path, e))?;
     let meta = builder.metadata().clone();
     let arrow_schema = builder.schema().clone();
     let groups = meta.row_groups();
     let stats = |col: &str| -> Result<(ArrayRef, ArrayRef), StoreError> {
-        let c = StatisticsConverter::try_new(col, &arrow_schema, builder.parquet_schema()).map_err(|e| io_err(path, e))?;
+        let c = StatisticsConverter::try_new(col, &arrow_schema, builder.parquet_schema())
+            .map_err(|e| io_err(path, e))?;
         Ok((
-            c.row_group_mins(groups.iter()).map_err(|e| io_err(path, e))?,
-            c.row_group_maxes(groups.iter()).map_err(|e| io_err(path, e))?,
+            c.row_group_mins(groups.iter())
+                .map_err(|e| io_err(path, e))?,
+            c.row_group_maxes(groups.iter())
+                .map_err(|e| io_err(path, e))?,
         ))
     };
     let mut keep: Vec<usize> = Vec::new();
@@ -226,12 +279,16 @@ pub fn read(path: &Path, signal: Signal, sel: &RowSelection<'_>) -> Result<Vec<R
             let (mins, maxs) = (mins.as_fixed_size_binary(), maxs.as_fixed_size_binary());
             let reader = bloom_reader(path)?;
             for g in 0..groups.len() {
-                let in_range = mins.is_null(g) || (mins.value(g) <= &id.0[..] && &id.0[..] <= maxs.value(g));
+                let in_range =
+                    mins.is_null(g) || (mins.value(g) <= &id.0[..] && &id.0[..] <= maxs.value(g));
                 if !in_range {
                     continue;
                 }
                 let rg = reader.get_row_group(g).map_err(|e| io_err(path, e))?;
-                if rg.get_column_bloom_filter(span_col::TRACE_ID).is_some_and(|b| !b.check(&id.0[..])) {
+                if rg
+                    .get_column_bloom_filter(span_col::TRACE_ID)
+                    .is_some_and(|b| !b.check(&id.0[..]))
+                {
                     continue;
                 }
                 keep.push(g);
@@ -244,10 +301,17 @@ pub fn read(path: &Path, signal: Signal, sel: &RowSelection<'_>) -> Result<Vec<R
             };
             let (id_min, id_max) = stats(id_name)?;
             let (t_min, t_max) = stats(t_name)?;
-            let (id_min, id_max) = (id_min.as_primitive::<UInt64Type>(), id_max.as_primitive::<UInt64Type>());
-            let (t_min, t_max) = (t_min.as_primitive::<Int64Type>(), t_max.as_primitive::<Int64Type>());
+            let (id_min, id_max) = (
+                id_min.as_primitive::<UInt64Type>(),
+                id_max.as_primitive::<UInt64Type>(),
+            );
+            let (t_min, t_max) = (
+                t_min.as_primitive::<Int64Type>(),
+                t_max.as_primitive::<Int64Type>(),
+            );
             for g in 0..groups.len() {
-                let time_ok = t_min.is_null(g) || (t_min.value(g) <= *end && t_max.value(g) >= *start);
+                let time_ok =
+                    t_min.is_null(g) || (t_min.value(g) <= *end && t_max.value(g) >= *start);
                 let ids_ok = id_min.is_null(g) || {
                     let lo = ids.partition_point(|x| *x < id_min.value(g));
                     lo < ids.len() && ids[lo] <= id_max.value(g)
@@ -261,7 +325,10 @@ pub fn read(path: &Path, signal: Signal, sel: &RowSelection<'_>) -> Result<Vec<R
     if keep.is_empty() {
         return Ok(Vec::new());
     }
-    let reader = builder.with_row_groups(keep).build().map_err(|e| io_err(path, e))?;
+    let reader = builder
+        .with_row_groups(keep)
+        .build()
+        .map_err(|e| io_err(path, e))?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| io_err(path, e))?;
@@ -276,7 +343,11 @@ pub fn read(path: &Path, signal: Signal, sel: &RowSelection<'_>) -> Result<Vec<R
 fn bloom_reader(path: &Path) -> Result<SerializedFileReader<File>, StoreError> {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
     let opts = ReadOptionsBuilder::new()
-        .with_reader_properties(ReaderProperties::builder().set_read_bloom_filter(true).build())
+        .with_reader_properties(
+            ReaderProperties::builder()
+                .set_read_bloom_filter(true)
+                .build(),
+        )
         .build();
     SerializedFileReader::new_with_options(file, opts).map_err(|e| io_err(path, e))
 }
@@ -286,7 +357,9 @@ pub fn filter_rows(batch: &RecordBatch, signal: Signal, sel: &RowSelection<'_>) 
     let mask: BooleanArray = match sel {
         RowSelection::Trace(id) => {
             let ids = batch.column(span_col::TRACE_ID).as_fixed_size_binary();
-            (0..batch.num_rows()).map(|i| Some(ids.value(i) == &id.0[..])).collect()
+            (0..batch.num_rows())
+                .map(|i| Some(ids.value(i) == &id.0[..]))
+                .collect()
         }
         RowSelection::Series { ids, start, end } => {
             let (id_col, t_col) = match signal {
@@ -315,7 +388,11 @@ mod tests {
 
     #[test]
     fn label_text_round_trips() {
-        let l = Labels::from_pairs([("a", "x\"y"), ("b", "line\nbreak\\"), ("c", "plain, {b=\"c\"}")]);
+        let l = Labels::from_pairs([
+            ("a", "x\"y"),
+            ("b", "line\nbreak\\"),
+            ("c", "plain, {b=\"c\"}"),
+        ]);
         assert_eq!(parse_labels(&l.to_string()), l);
         assert_eq!(parse_labels("{}"), Labels::default());
     }

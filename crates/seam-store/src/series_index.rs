@@ -33,13 +33,22 @@ pub struct LabelMatcher {
 
 impl LabelMatcher {
     /// Builds a matcher; regex patterns are anchored at both ends.
-    pub fn new(name: impl Into<String>, op: MatchOp, value: impl Into<String>) -> Result<LabelMatcher, regex::Error> {
+    pub fn new(
+        name: impl Into<String>,
+        op: MatchOp,
+        value: impl Into<String>,
+    ) -> Result<LabelMatcher, regex::Error> {
         let value = value.into();
         let re = match op {
             MatchOp::Regex | MatchOp::NotRegex => Some(Regex::new(&format!("^(?s:{value})$"))?),
             _ => None,
         };
-        Ok(LabelMatcher { name: name.into(), op, value, re })
+        Ok(LabelMatcher {
+            name: name.into(),
+            op,
+            value,
+            re,
+        })
     }
 
     /// True when `value` (empty when the label is absent) satisfies the matcher.
@@ -92,7 +101,14 @@ impl SeriesIndex {
                 .or_default()
                 .insert(id);
         }
-        self.series.insert(id, SeriesInfo { labels: labels.clone(), min_time_ns, max_time_ns });
+        self.series.insert(
+            id,
+            SeriesInfo {
+                labels: labels.clone(),
+                min_time_ns,
+                max_time_ns,
+            },
+        );
     }
 
     /// The number of series.
@@ -123,7 +139,9 @@ impl SeriesIndex {
             let s = &self.series[id];
             s.max_time_ns >= start_ns
                 && s.min_time_ns <= end_ns
-                && matchers.iter().all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
+                && matchers
+                    .iter()
+                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
         };
         let mut out: Vec<u64> = match seed {
             Some(set) => set.iter().copied().filter(check).collect(),
@@ -134,7 +152,12 @@ impl SeriesIndex {
     }
 
     /// Label names of the selected series (all series when `matchers` is empty), sorted.
-    pub fn label_names(&self, matchers: &[LabelMatcher], start_ns: i64, end_ns: i64) -> Vec<String> {
+    pub fn label_names(
+        &self,
+        matchers: &[LabelMatcher],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Vec<String> {
         let mut names = BTreeSet::new();
         for id in self.select(matchers, start_ns, end_ns) {
             for l in self.series[&id].labels.as_slice() {
@@ -147,7 +170,13 @@ impl SeriesIndex {
     }
 
     /// Values of label `name` among the selected series, sorted.
-    pub fn label_values(&self, name: &str, matchers: &[LabelMatcher], start_ns: i64, end_ns: i64) -> Vec<String> {
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[LabelMatcher],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Vec<String> {
         let mut values = BTreeSet::new();
         for id in self.select(matchers, start_ns, end_ns) {
             if let Some(v) = self.series[&id].labels.get(name) {
@@ -177,9 +206,26 @@ mod tests {
         ix.insert(3, &c, 20, 30);
         let eq = |n: &str, v: &str| LabelMatcher::new(n, MatchOp::Equal, v).unwrap();
         assert_eq!(ix.select(&[eq("job", "api")], 0, 100), vec![1, 2]);
-        assert_eq!(ix.select(&[eq("job", "api"), LabelMatcher::new("env", MatchOp::Regex, "pr.*").unwrap()], 0, 100), vec![1]);
+        assert_eq!(
+            ix.select(
+                &[
+                    eq("job", "api"),
+                    LabelMatcher::new("env", MatchOp::Regex, "pr.*").unwrap()
+                ],
+                0,
+                100
+            ),
+            vec![1]
+        );
         assert_eq!(ix.select(&[eq("env", "")], 0, 100), vec![3]);
-        assert_eq!(ix.select(&[LabelMatcher::new("job", MatchOp::NotEqual, "api").unwrap()], 0, 15), Vec::<u64>::new());
+        assert_eq!(
+            ix.select(
+                &[LabelMatcher::new("job", MatchOp::NotEqual, "api").unwrap()],
+                0,
+                15
+            ),
+            Vec::<u64>::new()
+        );
         assert_eq!(ix.label_values("env", &[], 0, 100), vec!["dev", "prod"]);
         assert_eq!(ix.label_names(&[eq("job", "db")], 0, 100), vec!["job"]);
         assert_eq!(ix.select(&[eq("job", "nope")], 0, 100), Vec::<u64>::new());

@@ -166,14 +166,23 @@ fn prepare(batch: &Batch) -> Prepared {
             .filter(|s| !s.samples.is_empty())
             .map(|s| {
                 let l = s.label_set();
-                let (lo, hi) = min_max(s.samples.iter().map(|x| x.timestamp_ms.saturating_mul(1_000_000)));
+                let (lo, hi) = min_max(
+                    s.samples
+                        .iter()
+                        .map(|x| x.timestamp_ms.saturating_mul(1_000_000)),
+                );
                 (l.fingerprint(), l, lo, hi)
             })
             .collect(),
     };
     let signal = batch.signal();
     let (chunk, trace_ids) = prepare_chunk(signal, rb, summary);
-    Prepared { signal, chunk, trace_ids, series }
+    Prepared {
+        signal,
+        chunk,
+        trace_ids,
+        series,
+    }
 }
 
 fn min_max(it: impl Iterator<Item = i64>) -> (i64, i64) {
@@ -184,18 +193,30 @@ impl Store {
     /// Opens the store in `cfg.data_dir`: loads the catalog, removes files no commit refers to,
     /// and replays the WAL into the head. Blocking; run it off the async reactor.
     pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StoreError::Io(format!("{}: {e}", cfg.data_dir.display())))?;
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", cfg.data_dir.display())))?;
         let catalog = Catalog::open(&cfg.data_dir)?;
-        let segments: HashMap<i64, SegmentMeta> = catalog.segments()?.into_iter().map(|s| (s.id, s)).collect();
+        let segments: HashMap<i64, SegmentMeta> =
+            catalog.segments()?.into_iter().map(|s| (s.id, s)).collect();
         remove_orphans(&cfg.data_dir, &segments)?;
         let mut series: HashMap<(Tenant, Signal), SeriesIndex> = HashMap::new();
         for signal in [Signal::Logs, Signal::Metrics] {
             for (tenant, e) in catalog.all_series(signal)? {
-                series.entry((tenant, signal)).or_default().insert(e.id, &e.labels, e.min_time_ns, e.max_time_ns);
+                series.entry((tenant, signal)).or_default().insert(
+                    e.id,
+                    &e.labels,
+                    e.min_time_ns,
+                    e.max_time_ns,
+                );
             }
         }
         let budget = MemoryBudget::new(cfg.max_memory_bytes);
-        let mut state = State { active: HashMap::new(), frozen: Vec::new(), segments, series };
+        let mut state = State {
+            active: HashMap::new(),
+            frozen: Vec::new(),
+            segments,
+            series,
+        };
         let replay_from = catalog.replay_from()?;
         let wal_cfg = WalConfig {
             dir: cfg.data_dir.join("wal"),
@@ -221,7 +242,13 @@ impl Store {
             wal.set_observer(Arc::new(WalTimings(o.clone())));
         }
         if stats.records > 0 {
-            tracing::info!(records = stats.records, bytes = stats.bytes, segments = stats.segments, bad_records, "WAL replayed");
+            tracing::info!(
+                records = stats.records,
+                bytes = stats.bytes,
+                segments = stats.segments,
+                bad_records,
+                "WAL replayed"
+            );
         }
         let inner = Inner {
             cfg,
@@ -236,7 +263,9 @@ impl Store {
             replayed: AtomicU64::new(stats.records),
             flush_failures: AtomicU64::new(0),
         };
-        Ok(Store { inner: Arc::new(inner) })
+        Ok(Store {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The memory budget shared with the receivers (they reserve request bodies against it).
@@ -256,10 +285,14 @@ impl Store {
         }
         let prepared = prepare(&batch);
         let bytes = prepared.chunk.batch.get_array_memory_size();
-        let reservation = self.inner.budget.try_reserve(bytes).ok_or(AppendError::Overloaded {
-            used: self.inner.budget.used(),
-            limit: self.inner.budget.limit(),
-        })?;
+        let reservation = self
+            .inner
+            .budget
+            .try_reserve(bytes)
+            .ok_or(AppendError::Overloaded {
+                used: self.inner.budget.used(),
+                limit: self.inner.budget.limit(),
+            })?;
         let kind = wal_entry::kind(batch.signal());
         let (payload, _batch) = wal_entry::encode(tenant, batch);
         drop(_batch);
@@ -270,7 +303,11 @@ impl Store {
             if inner.closed.load(Ordering::Acquire) {
                 return Err(AppendError::Closed);
             }
-            inner.wal.append(kind, bytes::Bytes::from(payload)).await.map_err(|e| StoreError::Wal(e.to_string()))?;
+            inner
+                .wal
+                .append(kind, bytes::Bytes::from(payload))
+                .await
+                .map_err(|e| StoreError::Wal(e.to_string()))?;
             let head_bytes = {
                 let mut st = inner.state.write();
                 apply(&mut st, &tenant, prepared, reservation);
@@ -282,7 +319,8 @@ impl Store {
             }
             Ok(())
         });
-        task.await.map_err(|e| AppendError::Store(StoreError::Wal(format!("append task failed: {e}"))))?
+        task.await
+            .map_err(|e| AppendError::Store(StoreError::Wal(format!("append task failed: {e}"))))?
     }
 
     /// Runs the background flusher until shutdown: flushes when the head passes its size or age
@@ -290,7 +328,8 @@ impl Store {
     pub fn spawn_flusher(&self) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
-            let tick = (store.inner.cfg.flush_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+            let tick = (store.inner.cfg.flush_age / 4)
+                .clamp(Duration::from_millis(50), Duration::from_secs(5));
             loop {
                 tokio::select! {
                     _ = store.inner.flush_wanted.notified() => {}
@@ -330,13 +369,18 @@ impl Store {
             if st.frozen.is_empty() {
                 return Ok(0);
             }
-            let next = self.inner.wal.rotate().map_err(|e| StoreError::Wal(e.to_string()))?;
+            let next = self
+                .inner
+                .wal
+                .rotate()
+                .map_err(|e| StoreError::Wal(e.to_string()))?;
             (st.frozen.clone(), next)
         };
         let inner = self.inner.clone();
-        let result = tokio::task::spawn_blocking(move || write_segments(&inner, &work, replay_from))
-            .await
-            .map_err(|e| StoreError::Io(format!("flush task failed: {e}")));
+        let result =
+            tokio::task::spawn_blocking(move || write_segments(&inner, &work, replay_from))
+                .await
+                .map_err(|e| StoreError::Io(format!("flush task failed: {e}")));
         let metas = match result.and_then(|r| r) {
             Ok(m) => m,
             Err(e) => {
@@ -344,7 +388,10 @@ impl Store {
                 return Err(e);
             }
         };
-        let (count, bytes) = (metas.len(), metas.iter().map(|m| m.bytes as u64).sum::<u64>());
+        let (count, bytes) = (
+            metas.len(),
+            metas.iter().map(|m| m.bytes as u64).sum::<u64>(),
+        );
         {
             let mut st = self.inner.state.write();
             for m in metas {
@@ -352,11 +399,19 @@ impl Store {
             }
             st.frozen.clear();
         }
-        self.inner.wal.trim(replay_from).map_err(|e| StoreError::Wal(e.to_string()))?;
+        self.inner
+            .wal
+            .trim(replay_from)
+            .map_err(|e| StoreError::Wal(e.to_string()))?;
         if let Some(o) = &self.inner.cfg.observer {
             o.flushed(started.elapsed(), count, bytes);
         }
-        tracing::info!(segments = count, bytes, ms = started.elapsed().as_millis() as u64, "flushed head to segments");
+        tracing::info!(
+            segments = count,
+            bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "flushed head to segments"
+        );
         Ok(count)
     }
 
@@ -376,7 +431,10 @@ impl Store {
     /// Current sizes and counts.
     pub fn stats(&self) -> StoreStats {
         let st = self.inner.state.read();
-        let heads = st.active.values().chain(st.frozen.iter().map(|(_, _, p)| p.as_ref()));
+        let heads = st
+            .active
+            .values()
+            .chain(st.frozen.iter().map(|(_, _, p)| p.as_ref()));
         let (mut head_bytes, mut head_rows) = (0, 0);
         for p in heads {
             head_bytes += p.bytes;
@@ -421,7 +479,10 @@ impl crate::wal::WalObserver for WalTimings {
 
 fn apply(st: &mut State, tenant: &Tenant, p: Prepared, reservation: Reservation) {
     for (id, labels, lo, hi) in &p.series {
-        st.series.entry((tenant.clone(), p.signal)).or_default().insert(*id, labels, *lo, *hi);
+        st.series
+            .entry((tenant.clone(), p.signal))
+            .or_default()
+            .insert(*id, labels, *lo, *hi);
     }
     st.active
         .entry((tenant.clone(), p.signal))
@@ -430,7 +491,12 @@ fn apply(st: &mut State, tenant: &Tenant, p: Prepared, reservation: Reservation)
 }
 
 fn segment_rel_path(tenant: &Tenant, signal: Signal, id: i64) -> String {
-    format!("segments/{}/{}/{:012}.parquet", tenant.as_str(), signal.as_str(), id)
+    format!(
+        "segments/{}/{}/{:012}.parquet",
+        tenant.as_str(),
+        signal.as_str(),
+        id
+    )
 }
 
 fn write_segments(
@@ -439,7 +505,10 @@ fn write_segments(
     replay_from: u64,
 ) -> Result<Vec<SegmentMeta>, StoreError> {
     let first_id = inner.catalog.lock().next_segment_id()?;
-    let mut commit = FlushCommit { segments: Vec::new(), replay_from_wal_segment: replay_from };
+    let mut commit = FlushCommit {
+        segments: Vec::new(),
+        replay_from_wal_segment: replay_from,
+    };
     for (i, (tenant, signal, part)) in work.iter().enumerate() {
         if part.rows == 0 {
             continue;
@@ -466,18 +535,24 @@ fn write_segments(
 
 /// Deletes temp files and segment files that no catalog row names: what a crash mid-flush leaves.
 fn remove_orphans(data_dir: &Path, segments: &HashMap<i64, SegmentMeta>) -> Result<(), StoreError> {
-    let known: std::collections::HashSet<PathBuf> = segments.values().map(|s| data_dir.join(&s.rel_path)).collect();
+    let known: std::collections::HashSet<PathBuf> = segments
+        .values()
+        .map(|s| data_dir.join(&s.rel_path))
+        .collect();
     let root = data_dir.join("segments");
     let mut stack = vec![root];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let path = e.path();
             if path.is_dir() {
                 stack.push(path);
             } else if !known.contains(&path) {
                 tracing::warn!(file = %path.display(), "removing segment file left by an interrupted flush");
-                std::fs::remove_file(&path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+                std::fs::remove_file(&path)
+                    .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
             }
         }
     }

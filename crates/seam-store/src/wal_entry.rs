@@ -43,16 +43,28 @@ pub fn encode(tenant: &Tenant, batch: Batch) -> (Vec<u8>, Batch) {
     let tenant = tenant.as_str().to_string();
     match batch {
         Batch::Traces(resource_spans) => {
-            let m = WalTraces { tenant, resource_spans };
+            let m = WalTraces {
+                tenant,
+                resource_spans,
+            };
             (m.encode_to_vec(), Batch::Traces(m.resource_spans))
         }
         Batch::Logs(b) => {
-            let m = WalLogs { tenant, batch: Some(b) };
+            let m = WalLogs {
+                tenant,
+                batch: Some(b),
+            };
             (m.encode_to_vec(), Batch::Logs(m.batch.unwrap_or_default()))
         }
         Batch::Metrics(b) => {
-            let m = WalSamples { tenant, batch: Some(b) };
-            (m.encode_to_vec(), Batch::Metrics(m.batch.unwrap_or_default()))
+            let m = WalSamples {
+                tenant,
+                batch: Some(b),
+            };
+            (
+                m.encode_to_vec(),
+                Batch::Metrics(m.batch.unwrap_or_default()),
+            )
         }
     }
 }
@@ -72,7 +84,10 @@ pub fn decode(kind: u8, payload: &[u8]) -> Result<(Tenant, Batch), String> {
         }
         3 => {
             let m = WalSamples::decode(payload).map_err(|e| e.to_string())?;
-            Ok((tenant(&m.tenant)?, Batch::Metrics(m.batch.unwrap_or_default())))
+            Ok((
+                tenant(&m.tenant)?,
+                Batch::Metrics(m.batch.unwrap_or_default()),
+            ))
         }
         k => Err(format!("unknown WAL record kind {k}")),
     }

@@ -1,1 +1,58 @@
-fn main() {}
+//! The `seam` command: `serve`, `bench ingest`, and more as issues land.
+
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Seam: receive, stitch, store and serve logs, traces and metrics.
+#[derive(Parser, Debug)]
+#[command(name = "seam", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: OTLP receivers, the embedded store and the query APIs.
+    Serve(serve::ServeArgs),
+    /// Load generators and benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Send realistic OTLP batches to a running Seam and report throughput and ack latency.
+    Ingest(bench_ingest::IngestArgs),
+}
+
+mod bench_ingest;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("seam: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("seam: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The receivers' sink: admission against the store's memory budget, and durable appends.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use seam_model::{Batch, Signal, Tenant};
+use seam_receive::{Admission, Protocol, Refusal, Sink};
+use seam_store::AppendError;
+
+use crate::{AppState, RETRY_AFTER};
+
+/// Delivers decoded batches to the store.
+pub struct StoreSink {
+    state: Arc<AppState>,
+}
+
+impl StoreSink {
+    /// A sink over the server's state.
+    pub fn new(state: Arc<AppState>) -> StoreSink {
+        StoreSink { state }
+    }
+}
+
+fn not_ready() -> Refusal {
+    Refusal::Unavailable("Seam is starting (replaying the WAL); retry shortly".into())
+}
+
+impl Sink for StoreSink {
+    fn admit(&self, bytes: usize) -> Result<Admission, Refusal> {
+        let store = self.state.store().ok_or_else(not_ready)?;
+        let budget = store.budget();
+        budget.try_reserve(bytes).map(Admission::new).ok_or_else(|| Refusal::Overloaded {
+            retry_after_secs: RETRY_AFTER.as_secs(),
+            message: format!(
+                "memory budget exhausted: {} of {} bytes in use, request needs {bytes}; retry later",
+                budget.used(),
+                budget.limit()
+            ),
+        })
+    }
+
+    fn submit(&self, tenant: Tenant, batch: Batch) -> BoxFuture<'static, Result<(), Refusal>> {
+        let store = self.state.store().cloned();
+        async move {
+            let store = store.ok_or_else(not_ready)?;
+            store.append(&tenant, batch).await.map_err(|e| match e {
+                AppendError::Overloaded { .. } => Refusal::Overloaded {
+                    retry_after_secs: RETRY_AFTER.as_secs(),
+                    message: e.to_string(),
+                },
+                AppendError::Closed => Refusal::Unavailable(e.to_string()),
+                AppendError::Store(s) => {
+                    tracing::error!(error = %s, "append failed");
+                    Refusal::Internal(s.to_string())
+                }
+            })
+        }
+        .boxed()
+    }
+
+    fn observe(&self, signal: Signal, protocol: Protocol, accepted: u64, refused: u64) {
+        self.state
+            .telemetry
+            .records(signal, protocol, accepted, refused);
+    }
+}

@@ -1,0 +1,197 @@
+//! Seam's configuration: defaults, then the YAML file (`--config`), then `SEAM_<SECTION>__<KEY>`
+//! environment variables, then command-line flags, each overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Listening addresses and request limits.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// The embedded store.
+    #[serde(default)]
+    pub storage: StorageSection,
+}
+
+/// `server:` keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Query API address.
+    pub listen: Option<String>,
+    /// OTLP/HTTP address.
+    pub otlp_http: Option<String>,
+    /// OTLP/gRPC address.
+    pub otlp_grpc: Option<String>,
+    /// Largest request body, e.g. `64MiB`.
+    pub max_body_size: Option<String>,
+}
+
+/// `storage:` keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// `always` or `interval`.
+    pub fsync: Option<String>,
+    /// With `fsync: interval`, the longest time a write may sit unsynced, e.g. `100ms`.
+    pub fsync_interval: Option<String>,
+    /// Memory budget, e.g. `1GiB`.
+    pub max_memory: Option<String>,
+    /// Head size that triggers a flush (default: a quarter of max_memory).
+    pub flush_size: Option<String>,
+    /// Head age that triggers a flush, e.g. `2m`.
+    pub flush_age: Option<String>,
+    /// Largest WAL file, e.g. `64MiB`.
+    pub wal_segment_size: Option<String>,
+}
+
+/// Reads the YAML file, naming the file and the failing key on error.
+pub fn load_file(path: &std::path::Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    serde_yaml_ng::from_str(&text).map_err(|e| anyhow!("config file {}: {e}", path.display()))
+}
+
+/// Applies `SEAM_SERVER__LISTEN`-style variables over the file's values.
+pub fn apply_env(
+    cfg: &mut FileConfig,
+    vars: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    for (k, v) in vars {
+        let Some(rest) = k.strip_prefix("SEAM_") else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            continue;
+        };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let s = &mut cfg.server;
+        let st = &mut cfg.storage;
+        match (section.as_str(), key.as_str()) {
+            ("server", "listen") => s.listen = Some(v),
+            ("server", "otlp_http") => s.otlp_http = Some(v),
+            ("server", "otlp_grpc") => s.otlp_grpc = Some(v),
+            ("server", "max_body_size") => s.max_body_size = Some(v),
+            ("storage", "data_dir") => st.data_dir = Some(v.into()),
+            ("storage", "fsync") => st.fsync = Some(v),
+            ("storage", "fsync_interval") => st.fsync_interval = Some(v),
+            ("storage", "max_memory") => st.max_memory = Some(v),
+            ("storage", "flush_size") => st.flush_size = Some(v),
+            ("storage", "flush_age") => st.flush_age = Some(v),
+            ("storage", "wal_segment_size") => st.wal_segment_size = Some(v),
+            _ => bail!("environment variable {k}: unknown configuration key {section}.{key}"),
+        }
+    }
+    Ok(())
+}
+
+/// Parses `123`, `64KiB`, `64MiB`, `1GiB`, `10MB`, `1.5GB`.
+pub fn parse_size(key: &str, s: &str) -> anyhow::Result<usize> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow!("{key}: invalid size {s:?} (examples: 512MiB, 1GiB, 1048576)"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "kib" | "k" => 1024.0,
+        "mib" | "m" => 1024.0 * 1024.0,
+        "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            bail!("{key}: unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)")
+        }
+    };
+    Ok((n * mult) as usize)
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h`.
+pub fn parse_duration(key: &str, s: &str) -> anyhow::Result<Duration> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow!("{key}: invalid duration {s:?} (examples: 500ms, 10s, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => bail!("{key}: unknown duration unit {other:?} in {s:?} (use ms, s, m, h)"),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a listen address; a bare `:port` means all interfaces.
+pub fn parse_addr(key: &str, s: &str) -> anyhow::Result<SocketAddr> {
+    let s = s.trim();
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse().map_err(|_| {
+        anyhow!("{key}: invalid address {s:?} (expected HOST:PORT, e.g. 127.0.0.1:3100)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_durations_addresses() {
+        assert_eq!(parse_size("k", "64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("k", "1GB").unwrap(), 1_000_000_000);
+        assert!(parse_size("k", "12XB")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown size unit"));
+        assert_eq!(
+            parse_duration("k", "500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(parse_duration("k", "2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_addr("k", ":4318").unwrap().port(), 4318);
+    }
+
+    #[test]
+    fn env_overrides_and_unknown_keys() {
+        let mut c = FileConfig::default();
+        apply_env(
+            &mut c,
+            [("SEAM_STORAGE__FSYNC".to_string(), "interval".to_string())].into_iter(),
+        )
+        .unwrap();
+        assert_eq!(c.storage.fsync.as_deref(), Some("interval"));
+        let e = apply_env(
+            &mut c,
+            [("SEAM_STORAGE__NOPE".to_string(), "1".to_string())].into_iter(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("storage.nope"));
+    }
+
+    #[test]
+    fn file_errors_name_the_key() {
+        let e = serde_yaml_ng::from_str::<FileConfig>("storage:\n  fsynk: always\n").unwrap_err();
+        assert!(e.to_string().contains("fsynk"), "{e}");
+    }
+}
