@@ -376,6 +376,7 @@ impl Store {
                 .map_err(|e| StoreError::Wal(e.to_string()))?;
             (st.frozen.clone(), next)
         };
+        tracing::info!(parts = work.len(), replay_from, "flushing head to segments");
         let inner = self.inner.clone();
         let result =
             tokio::task::spawn_blocking(move || write_segments(&inner, &work, replay_from))

@@ -1,0 +1,201 @@
+//! Shared harness for the integration tests: start the real `seam` binary on ephemeral loopback
+//! ports with a temp data dir, wait on its readiness probe, and talk to it over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running `seam serve` process.
+pub struct Seam {
+    child: Option<Child>,
+    /// Query API base URL, e.g. `http://127.0.0.1:40123`.
+    pub api: String,
+    /// OTLP/HTTP base URL.
+    pub otlp_http: String,
+    /// OTLP/gRPC address `127.0.0.1:port`.
+    pub otlp_grpc: String,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Every log line the process wrote so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Path of the binary under test.
+pub fn seam_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_seam"))
+}
+
+fn field(line: &str, name: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    v.get(name)?.as_str().map(str::to_string)
+}
+
+impl Seam {
+    /// Starts Seam on `data_dir` with extra `serve` flags and waits until `/ready` answers 200.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Seam {
+        let s = Seam::spawn(data_dir, extra);
+        s.wait_ready(Duration::from_secs(60));
+        s
+    }
+
+    /// Starts Seam and returns once it has bound its ports (it may still be replaying).
+    pub fn spawn(data_dir: &Path, extra: &[&str]) -> Seam {
+        let mut cmd = Command::new(seam_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start seam");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("seam listening") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(line.clone());
+                    }
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("seam did not report its addresses; log:\n{}", log.lock().unwrap().join("\n"));
+            }
+        };
+        Seam {
+            api: format!("http://{}", field(&line, "listen").unwrap()),
+            otlp_http: format!("http://{}", field(&line, "otlp_http").unwrap()),
+            otlp_grpc: field(&line, "otlp_grpc").unwrap(),
+            data_dir: data_dir.to_path_buf(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Polls `/ready` until it answers 200.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let client = client();
+        loop {
+            if let Ok(r) = client.get(format!("{}/ready", self.api)).send() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("seam never became ready; log:\n{}", self.log.lock().unwrap().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// `kill -9`, then reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status success.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else { return false };
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        c.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// The captured log, joined.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// GET on the query API, returning status and parsed JSON (or Null).
+    pub fn get_json(&self, path_and_query: &str, tenant: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = client().get(format!("{}{}", self.api, path_and_query));
+        if let Some(t) = tenant {
+            req = req.header("X-Scope-OrgID", t);
+        }
+        let r = req.send().expect("GET");
+        let status = r.status().as_u16();
+        let text = r.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    /// POSTs an OTLP body to `/v1/<signal>`.
+    pub fn post_otlp(&self, signal: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> reqwest::blocking::Response {
+        let mut req = client().post(format!("{}/v1/{}", self.otlp_http, signal)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().expect("POST")
+    }
+}
+
+impl Drop for Seam {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A blocking HTTP client with generous timeouts.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+/// A repository test fixture.
+pub fn fixture(rel: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+}
+
+/// The Python interpreter of the test venv (`./scripts/test` creates it under `target/`).
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("SEAM_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/venv/bin/python");
+    assert!(
+        p.exists(),
+        "the test venv is missing at {}: run ./scripts/test, which creates it with the OpenTelemetry SDK",
+        p.display()
+    );
+    p
+}
+
+/// Path of a Python helper script under `tests/python/`.
+pub fn python_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(name)
+}
+
+/// Polls `f` until it returns `Some` or the timeout passes (for reads that follow an async ack).
+pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
