@@ -46,9 +46,10 @@ pub fn run(
                         let took = began.elapsed();
                         t.requests += 1;
                         match outcome {
-                            Ok(rejected) => {
+                            Ok((rejected, model_records)) => {
                                 let rejected = rejected.min(p.records);
                                 t.accept(took, p.records - rejected, rejected, p.body.len() as u64);
+                                t.model_records += model_records;
                             }
                             Err(e) => t.error(e),
                         }
@@ -67,14 +68,15 @@ pub fn run(
     Ok((total, elapsed))
 }
 
-/// Decodes and converts one body; returns the records the conversion refused.
+/// Decodes and converts one body; returns the records the conversion refused and the records of
+/// the model batch (for metrics, Prometheus samples rather than OTLP data points).
 fn decode_one(
     signal: BenchSignal,
     p: &Payload,
     gzip: bool,
     converter: &OtlpConverter,
     tenant: &Tenant,
-) -> Result<u64, String> {
+) -> Result<(u64, u64), String> {
     let data = if gzip {
         body::decode(p.body.clone(), Encoding::Gzip, DEFAULT_MAX_BODY_BYTES)
             .map_err(|e| e.to_string())?
@@ -95,5 +97,5 @@ fn decode_one(
             converter.metrics(tenant, &req)
         }
     };
-    Ok(converted.rejected)
+    Ok((converted.rejected, converted.batch.record_count() as u64))
 }

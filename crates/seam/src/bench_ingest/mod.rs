@@ -167,6 +167,8 @@ pub(crate) struct Tally {
     records: u64,
     /// Records rejected through partial_success.
     rejected_records: u64,
+    /// With --decode-only: records of the converted model batches (for metrics, samples).
+    model_records: u64,
     /// Body bytes of the 2xx requests.
     bytes: u64,
     /// Non-2xx responses, by status.
@@ -189,6 +191,7 @@ impl Tally {
             accepted_requests: 0,
             records: 0,
             rejected_records: 0,
+            model_records: 0,
             bytes: 0,
             refused_by_status: BTreeMap::new(),
             refusal_messages: BTreeMap::new(),
@@ -228,6 +231,7 @@ impl Tally {
         self.accepted_requests += o.accepted_requests;
         self.records += o.records;
         self.rejected_records += o.rejected_records;
+        self.model_records += o.model_records;
         self.bytes += o.bytes;
         for (k, v) in o.refused_by_status {
             *self.refused_by_status.entry(k).or_default() += v;
@@ -312,6 +316,13 @@ impl Report<'_> {
             self.ms(0.99),
             self.ms(1.0)
         );
+        if a.decode_only && a.signal == BenchSignal::Metrics {
+            println!(
+                "  model     {} samples: {:.0} samples/s",
+                t.model_records,
+                t.model_records as f64 / self.secs()
+            );
+        }
         if t.rejected_records > 0 {
             println!(
                 "  rejected  {} {what} (partial success)",
@@ -344,36 +355,64 @@ impl Report<'_> {
         }
     }
 
-    fn json(&self) -> serde_json::Value {
+    /// The figures as one JSON object, keys in a fixed, readable order.
+    fn json(&self) -> String {
+        use serde_json::Value;
         let (a, t) = (self.args, self.tally);
-        let by: serde_json::Map<String, serde_json::Value> = t
+        let by: serde_json::Map<String, Value> = t
             .refused_by_status
             .iter()
             .map(|(k, v)| (k.to_string(), (*v).into()))
             .collect();
-        serde_json::json!({
-            "signal": a.signal.as_str(),
-            "mode": if a.decode_only { "decode_only" } else { "otlp_http" },
-            "concurrency": a.concurrency,
-            "duration_s": a.duration,
-            "elapsed_s": round(self.secs(), 3),
-            "batch": self.batch,
-            "gzip": a.gzip,
-            "records": t.records,
-            "records_per_s": round(t.records as f64 / self.secs(), 1),
-            "mb_per_s": round(t.bytes as f64 / 1e6 / self.secs(), 3),
-            "bytes": t.bytes,
-            "requests": t.requests,
-            "accepted_requests": t.accepted_requests,
-            "rejected_records": t.rejected_records,
-            "refused": t.refused(),
-            "refused_by_status": by,
-            "errors": t.errors,
-            "cut_off": t.cut,
-            "p50_ms": round(self.ms(0.5), 3),
-            "p99_ms": round(self.ms(0.99), 3),
-            "max_ms": round(self.ms(1.0), 3),
-        })
+        let mut fields: Vec<(&str, Value)> = vec![
+            ("signal", a.signal.as_str().into()),
+            (
+                "mode",
+                if a.decode_only {
+                    "decode_only"
+                } else {
+                    "otlp_http"
+                }
+                .into(),
+            ),
+            ("concurrency", a.concurrency.into()),
+            ("duration_s", a.duration.into()),
+            ("elapsed_s", round(self.secs(), 3).into()),
+            ("batch", self.batch.into()),
+            ("gzip", a.gzip.into()),
+            ("records", t.records.into()),
+            (
+                "records_per_s",
+                round(t.records as f64 / self.secs(), 1).into(),
+            ),
+            (
+                "mb_per_s",
+                round(t.bytes as f64 / 1e6 / self.secs(), 3).into(),
+            ),
+            ("bytes", t.bytes.into()),
+            ("requests", t.requests.into()),
+            ("accepted_requests", t.accepted_requests.into()),
+            ("rejected_records", t.rejected_records.into()),
+            ("refused", t.refused().into()),
+            ("refused_by_status", Value::Object(by)),
+            ("errors", t.errors.into()),
+            ("cut_off", t.cut.into()),
+            ("p50_ms", round(self.ms(0.5), 3).into()),
+            ("p99_ms", round(self.ms(0.99), 3).into()),
+            ("max_ms", round(self.ms(1.0), 3).into()),
+        ];
+        if a.decode_only {
+            fields.push(("model_records", t.model_records.into()));
+            fields.push((
+                "model_records_per_s",
+                round(t.model_records as f64 / self.secs(), 1).into(),
+            ));
+        }
+        let body: Vec<String> = fields
+            .into_iter()
+            .map(|(k, v)| format!("{}:{v}", Value::from(k)))
+            .collect();
+        format!("{{{}}}", body.join(","))
     }
 }
 
