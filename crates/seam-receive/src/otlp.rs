@@ -4,9 +4,16 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use seam_model::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use seam_model::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use seam_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use seam_model::otlp::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use seam_model::otlp::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use seam_model::otlp::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use seam_model::otlp_json::{self, JsonDecodeError};
 use seam_model::prom_convert::PromConverter;
 use seam_model::{logs, traces, Batch, Signal, Tenant};
 
@@ -113,5 +120,99 @@ pub async fn export(
             sink.observe(signal, protocol, 0, accepted + converted.rejected);
             Err(e)
         }
+    }
+}
+
+/// What differs between the three OTLP signals, so each transport handles them with one code path.
+pub trait OtlpSignal: Send + Sync + 'static {
+    /// The export request message.
+    type Request: prost::Message + Default + Send + 'static;
+    /// The export response message.
+    type Response: prost::Message + Default + Send + 'static;
+    /// The signal.
+    const SIGNAL: Signal;
+    /// Decodes an OTLP/JSON request body.
+    fn decode_json(body: &[u8]) -> Result<Self::Request, JsonDecodeError>;
+    /// Converts a request into a model batch.
+    fn convert(conv: &OtlpConverter, tenant: &Tenant, req: Self::Request) -> Converted;
+    /// The response for an outcome, with `partial_success` when records were refused.
+    fn response(o: ExportOutcome) -> Self::Response;
+    /// The response as OTLP/JSON.
+    fn response_json(resp: &Self::Response) -> serde_json::Value;
+}
+
+/// Spans.
+pub struct Traces;
+/// Log records.
+pub struct Logs;
+/// Metric points.
+pub struct Metrics;
+
+impl OtlpSignal for Traces {
+    type Request = ExportTraceServiceRequest;
+    type Response = ExportTraceServiceResponse;
+    const SIGNAL: Signal = Signal::Traces;
+    fn decode_json(body: &[u8]) -> Result<Self::Request, JsonDecodeError> {
+        otlp_json::decode_traces(body)
+    }
+    fn convert(conv: &OtlpConverter, _tenant: &Tenant, req: Self::Request) -> Converted {
+        conv.traces(req)
+    }
+    fn response(o: ExportOutcome) -> Self::Response {
+        ExportTraceServiceResponse {
+            partial_success: (o.rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: o.rejected as i64,
+                error_message: o.message.unwrap_or_default(),
+            }),
+        }
+    }
+    fn response_json(resp: &Self::Response) -> serde_json::Value {
+        otlp_json::encode_traces_response(resp)
+    }
+}
+
+impl OtlpSignal for Logs {
+    type Request = ExportLogsServiceRequest;
+    type Response = ExportLogsServiceResponse;
+    const SIGNAL: Signal = Signal::Logs;
+    fn decode_json(body: &[u8]) -> Result<Self::Request, JsonDecodeError> {
+        otlp_json::decode_logs(body)
+    }
+    fn convert(conv: &OtlpConverter, _tenant: &Tenant, req: Self::Request) -> Converted {
+        conv.logs(&req)
+    }
+    fn response(o: ExportOutcome) -> Self::Response {
+        ExportLogsServiceResponse {
+            partial_success: (o.rejected > 0).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: o.rejected as i64,
+                error_message: o.message.unwrap_or_default(),
+            }),
+        }
+    }
+    fn response_json(resp: &Self::Response) -> serde_json::Value {
+        otlp_json::encode_logs_response(resp)
+    }
+}
+
+impl OtlpSignal for Metrics {
+    type Request = ExportMetricsServiceRequest;
+    type Response = ExportMetricsServiceResponse;
+    const SIGNAL: Signal = Signal::Metrics;
+    fn decode_json(body: &[u8]) -> Result<Self::Request, JsonDecodeError> {
+        otlp_json::decode_metrics(body)
+    }
+    fn convert(conv: &OtlpConverter, tenant: &Tenant, req: Self::Request) -> Converted {
+        conv.metrics(tenant, &req)
+    }
+    fn response(o: ExportOutcome) -> Self::Response {
+        ExportMetricsServiceResponse {
+            partial_success: (o.rejected > 0).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: o.rejected as i64,
+                error_message: o.message.unwrap_or_default(),
+            }),
+        }
+    }
+    fn response_json(resp: &Self::Response) -> serde_json::Value {
+        otlp_json::encode_metrics_response(resp)
     }
 }

@@ -4,26 +4,24 @@ use std::sync::Arc;
 
 use prost::Message;
 use seam_model::otlp::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use seam_model::otlp::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
+use seam_model::otlp::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use seam_model::otlp::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use seam_model::otlp::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use seam_model::otlp::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use seam_model::otlp::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use seam_model::{Signal, Tenant};
+use seam_model::Tenant;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
-use crate::otlp::{export, ExportOutcome, OtlpConverter};
+use crate::otlp::{export, Logs, Metrics, OtlpConverter, OtlpSignal, Traces};
 use crate::sink::{Admission, Protocol, Refusal, Sink};
 
 /// The OTLP gRPC services, sharing one sink and converter.
@@ -83,8 +81,25 @@ fn status(r: Refusal) -> Status {
     }
 }
 
-fn outcome(r: Result<ExportOutcome, Refusal>) -> Result<ExportOutcome, Status> {
-    r.map_err(status)
+impl OtlpGrpc {
+    /// One export over gRPC, the same for every signal.
+    async fn export_signal<S: OtlpSignal>(
+        &self,
+        request: Request<S::Request>,
+    ) -> Result<Response<S::Response>, Status> {
+        let (tenant, _admission) = self.begin(&request)?;
+        let converted = S::convert(&self.converter, &tenant, request.into_inner());
+        let outcome = export(
+            &*self.sink,
+            tenant,
+            S::SIGNAL,
+            Protocol::OtlpGrpc,
+            converted,
+        )
+        .await
+        .map_err(status)?;
+        Ok(Response::new(S::response(outcome)))
+    }
 }
 
 #[tonic::async_trait]
@@ -93,24 +108,7 @@ impl TraceService for OtlpGrpc {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let (tenant, _admission) = self.begin(&request)?;
-        let converted = self.converter.traces(request.into_inner());
-        let o = outcome(
-            export(
-                &*self.sink,
-                tenant,
-                Signal::Traces,
-                Protocol::OtlpGrpc,
-                converted,
-            )
-            .await,
-        )?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: (o.rejected > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: o.rejected as i64,
-                error_message: o.message.unwrap_or_default(),
-            }),
-        }))
+        self.export_signal::<Traces>(request).await
     }
 }
 
@@ -120,25 +118,7 @@ impl LogsService for OtlpGrpc {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let (tenant, _admission) = self.begin(&request)?;
-        let converted = self.converter.logs(request.get_ref());
-        drop(request);
-        let o = outcome(
-            export(
-                &*self.sink,
-                tenant,
-                Signal::Logs,
-                Protocol::OtlpGrpc,
-                converted,
-            )
-            .await,
-        )?;
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: (o.rejected > 0).then(|| ExportLogsPartialSuccess {
-                rejected_log_records: o.rejected as i64,
-                error_message: o.message.unwrap_or_default(),
-            }),
-        }))
+        self.export_signal::<Logs>(request).await
     }
 }
 
@@ -148,24 +128,6 @@ impl MetricsService for OtlpGrpc {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let (tenant, _admission) = self.begin(&request)?;
-        let converted = self.converter.metrics(&tenant, request.get_ref());
-        drop(request);
-        let o = outcome(
-            export(
-                &*self.sink,
-                tenant,
-                Signal::Metrics,
-                Protocol::OtlpGrpc,
-                converted,
-            )
-            .await,
-        )?;
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: (o.rejected > 0).then(|| ExportMetricsPartialSuccess {
-                rejected_data_points: o.rejected as i64,
-                error_message: o.message.unwrap_or_default(),
-            }),
-        }))
+        self.export_signal::<Metrics>(request).await
     }
 }

@@ -11,19 +11,10 @@ use axum::routing::post;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost::Message;
-use seam_model::otlp::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use seam_model::otlp::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use seam_model::otlp::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use seam_model::{otlp_json, Signal, Tenant};
+use seam_model::Tenant;
 
 use crate::body::{self, BodyError, Encoding};
-use crate::otlp::{export, ExportOutcome, OtlpConverter};
+use crate::otlp::{export, Logs, Metrics, OtlpConverter, OtlpSignal, Traces};
 use crate::sink::{Protocol, Refusal, Sink};
 
 /// Default largest request body (compressed or not), 64 MiB.
@@ -58,15 +49,9 @@ pub fn router(sink: Arc<dyn Sink>, converter: Arc<OtlpConverter>, cfg: OtlpHttpC
         cfg,
     });
     Router::new()
-        .route(
-            "/v1/traces",
-            post(|s, h, b| handle(s, h, b, Signal::Traces)),
-        )
-        .route("/v1/logs", post(|s, h, b| handle(s, h, b, Signal::Logs)))
-        .route(
-            "/v1/metrics",
-            post(|s, h, b| handle(s, h, b, Signal::Metrics)),
-        )
+        .route("/v1/traces", post(handle::<Traces>))
+        .route("/v1/logs", post(handle::<Logs>))
+        .route("/v1/metrics", post(handle::<Metrics>))
         .with_state(state)
 }
 
@@ -160,11 +145,10 @@ fn format_of(headers: &HeaderMap) -> Result<Format, String> {
     }
 }
 
-async fn handle(
+async fn handle<S: OtlpSignal>(
     State(rx): State<Arc<Receiver>>,
     headers: HeaderMap,
     body: Body,
-    signal: Signal,
 ) -> Response {
     let format = match format_of(&headers) {
         Ok(f) => f,
@@ -285,117 +269,31 @@ async fn handle(
         Ok(a) => a,
         Err(r) => return refusal(format, r),
     };
-    match signal {
-        Signal::Traces => {
-            let req = match decode::<ExportTraceServiceRequest>(
-                format,
-                &data,
-                otlp_json::decode_traces,
-            ) {
-                Ok(r) => r,
-                Err(m) => return error(format, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, m),
-            };
-            let converted = rx.converter.traces(req);
-            respond(
-                format,
-                export(&*rx.sink, tenant, signal, Protocol::OtlpHttp, converted).await,
-                |o| {
-                    let partial_success = (o.rejected > 0).then(|| ExportTracePartialSuccess {
-                        rejected_spans: o.rejected as i64,
-                        error_message: o.message.unwrap_or_default(),
-                    });
-                    let resp = ExportTraceServiceResponse { partial_success };
-                    match format {
-                        Format::Protobuf => resp.encode_to_vec(),
-                        Format::Json => otlp_json::encode_traces_response(&resp)
-                            .to_string()
-                            .into_bytes(),
-                    }
-                },
-            )
-        }
-        Signal::Logs => {
-            let req =
-                match decode::<ExportLogsServiceRequest>(format, &data, otlp_json::decode_logs) {
-                    Ok(r) => r,
-                    Err(m) => return error(format, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, m),
-                };
-            let converted = rx.converter.logs(&req);
-            drop(req);
-            respond(
-                format,
-                export(&*rx.sink, tenant, signal, Protocol::OtlpHttp, converted).await,
-                |o| {
-                    let partial_success = (o.rejected > 0).then(|| ExportLogsPartialSuccess {
-                        rejected_log_records: o.rejected as i64,
-                        error_message: o.message.unwrap_or_default(),
-                    });
-                    let resp = ExportLogsServiceResponse { partial_success };
-                    match format {
-                        Format::Protobuf => resp.encode_to_vec(),
-                        Format::Json => otlp_json::encode_logs_response(&resp)
-                            .to_string()
-                            .into_bytes(),
-                    }
-                },
-            )
-        }
-        Signal::Metrics => {
-            let req = match decode::<ExportMetricsServiceRequest>(
-                format,
-                &data,
-                otlp_json::decode_metrics,
-            ) {
-                Ok(r) => r,
-                Err(m) => return error(format, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, m),
-            };
-            let converted = rx.converter.metrics(&tenant, &req);
-            drop(req);
-            respond(
-                format,
-                export(&*rx.sink, tenant, signal, Protocol::OtlpHttp, converted).await,
-                |o| {
-                    let partial_success = (o.rejected > 0).then(|| ExportMetricsPartialSuccess {
-                        rejected_data_points: o.rejected as i64,
-                        error_message: o.message.unwrap_or_default(),
-                    });
-                    let resp = ExportMetricsServiceResponse { partial_success };
-                    match format {
-                        Format::Protobuf => resp.encode_to_vec(),
-                        Format::Json => otlp_json::encode_metrics_response(&resp)
-                            .to_string()
-                            .into_bytes(),
-                    }
-                },
-            )
-        }
-    }
-}
-
-fn decode<M: Message + Default>(
-    format: Format,
-    data: &[u8],
-    json: impl Fn(&[u8]) -> Result<M, otlp_json::JsonDecodeError>,
-) -> Result<M, String> {
-    match format {
-        Format::Protobuf => M::decode(data)
+    let req = match format {
+        Format::Protobuf => S::Request::decode(&data[..])
             .map_err(|e| format!("invalid protobuf body ({} bytes): {e}", data.len())),
-        Format::Json => json(data).map_err(|e| format!("invalid OTLP/JSON body: {e}")),
-    }
-}
-
-fn respond(
-    format: Format,
-    result: Result<ExportOutcome, Refusal>,
-    body: impl FnOnce(ExportOutcome) -> Vec<u8>,
-) -> Response {
-    match result {
-        Ok(o) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, format.content_type())],
-            body(o),
-        )
-            .into_response(),
+        Format::Json => S::decode_json(&data).map_err(|e| format!("invalid OTLP/JSON body: {e}")),
+    };
+    let req = match req {
+        Ok(r) => r,
+        Err(m) => return error(format, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, m),
+    };
+    drop(data);
+    let converted = S::convert(&rx.converter, &tenant, req);
+    match export(&*rx.sink, tenant, S::SIGNAL, Protocol::OtlpHttp, converted).await {
+        Ok(o) => {
+            let resp = S::response(o);
+            let body = match format {
+                Format::Protobuf => resp.encode_to_vec(),
+                Format::Json => S::response_json(&resp).to_string().into_bytes(),
+            };
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, format.content_type())],
+                body,
+            )
+                .into_response()
+        }
         Err(r) => refusal(format, r),
     }
 }

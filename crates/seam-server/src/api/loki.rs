@@ -13,7 +13,7 @@ use seam_query::logql::{self, LogSelection};
 use seam_store::{Direction, LabelMatcher};
 use serde_json::{json, Value};
 
-use super::{blocking, store_or_503, tenant, text_error};
+use super::{blocking, param, store_or_503, tenant, text_error, Params};
 use crate::params::{loki_time, now_ns};
 use crate::AppState;
 
@@ -30,16 +30,6 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         )
         .route("/loki/api/v1/labels", get(labels).post(labels))
         .route("/loki/api/v1/label/{name}/values", get(label_values))
-}
-
-type Params = Vec<(String, String)>;
-
-fn param<'a>(p: &'a Params, name: &str) -> Option<&'a str> {
-    p.iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
 }
 
 fn bad(msg: impl Into<String>) -> Response {
@@ -179,30 +169,48 @@ fn selector_matchers(p: &Params) -> Result<Vec<LabelMatcher>, Response> {
         .collect())
 }
 
+/// What the label endpoints need: tenant, store, range and optional selector.
+struct LabelRequest {
+    tenant: seam_model::Tenant,
+    store: seam_store::Store,
+    start: i64,
+    end: i64,
+    matchers: Vec<LabelMatcher>,
+}
+
+fn label_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &Params,
+) -> Result<LabelRequest, Response> {
+    let tenant = tenant(headers).map_err(bad)?;
+    let (start, end) = range(p)?;
+    let matchers = selector_matchers(p)?;
+    let store = store_or_503(state)?;
+    Ok(LabelRequest {
+        tenant,
+        store,
+        start,
+        end,
+        matchers,
+    })
+}
+
 async fn labels(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Form(p): Form<Params>,
 ) -> Response {
-    let tenant = match tenant(&headers) {
-        Ok(t) => t,
-        Err(e) => return bad(e),
-    };
-    let ((start, end), matchers) = match (range(&p), selector_matchers(&p)) {
-        (Ok(r), Ok(m)) => (r, m),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    let store = match store_or_503(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    success(json!(store.label_names(
-        &tenant,
-        Signal::Logs,
-        &matchers,
-        start,
-        end
-    )))
+    match label_request(&state, &headers, &p) {
+        Ok(r) => success(json!(r.store.label_names(
+            &r.tenant,
+            Signal::Logs,
+            &r.matchers,
+            r.start,
+            r.end
+        ))),
+        Err(resp) => resp,
+    }
 }
 
 async fn label_values(
@@ -211,24 +219,15 @@ async fn label_values(
     headers: HeaderMap,
     Form(p): Form<Params>,
 ) -> Response {
-    let tenant = match tenant(&headers) {
-        Ok(t) => t,
-        Err(e) => return bad(e),
-    };
-    let ((start, end), matchers) = match (range(&p), selector_matchers(&p)) {
-        (Ok(r), Ok(m)) => (r, m),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    let store = match store_or_503(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    success(json!(store.label_values(
-        &tenant,
-        Signal::Logs,
-        &name,
-        &matchers,
-        start,
-        end
-    )))
+    match label_request(&state, &headers, &p) {
+        Ok(r) => success(json!(r.store.label_values(
+            &r.tenant,
+            Signal::Logs,
+            &name,
+            &r.matchers,
+            r.start,
+            r.end
+        ))),
+        Err(resp) => resp,
+    }
 }

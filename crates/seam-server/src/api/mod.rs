@@ -56,6 +56,18 @@ pub async fn record_request(
     resp
 }
 
+/// Query-string or form parameters, in order (repeated keys such as `match[]` kept).
+pub(crate) type Params = Vec<(String, String)>;
+
+/// The last non-empty value of a parameter.
+pub(crate) fn param<'a>(p: &'a Params, name: &str) -> Option<&'a str> {
+    p.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
 /// The tenant of a read request.
 pub(crate) fn tenant(headers: &HeaderMap) -> Result<Tenant, String> {
     Tenant::from_header(headers.get("x-scope-orgid").and_then(|v| v.to_str().ok()))

@@ -12,7 +12,7 @@ use seam_query::promql::{self, PromQueryError};
 use seam_store::LabelMatcher;
 use serde_json::{json, Value};
 
-use super::{blocking, tenant};
+use super::{blocking, param, tenant, Params};
 use crate::params::{now_ns, prom_time};
 use crate::AppState;
 
@@ -22,16 +22,6 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/query", get(query).post(query))
-}
-
-type Params = Vec<(String, String)>;
-
-fn param<'a>(p: &'a Params, name: &str) -> Option<&'a str> {
-    p.iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
 }
 
 fn error(status: StatusCode, error_type: &str, msg: impl Into<String>) -> Response {
@@ -137,28 +127,27 @@ async fn series(
     ))
 }
 
+/// The union over every `match[]` alternative (all series when there is none) of what `each`
+/// lists, sorted and deduplicated.
+fn union_over_sets(c: &Common, each: impl Fn(&[LabelMatcher]) -> Vec<String>) -> Value {
+    let all = [Vec::new()];
+    let sets: &[Vec<LabelMatcher>] = if c.sets.is_empty() { &all } else { &c.sets };
+    let out: std::collections::BTreeSet<String> = sets.iter().flat_map(|s| each(s)).collect();
+    json!(out)
+}
+
 async fn labels(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Form(p): Form<Params>,
 ) -> Response {
-    let c = match common(&state, &headers, &p) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let sets = if c.sets.is_empty() {
-        vec![Vec::new()]
-    } else {
-        c.sets
-    };
-    let mut names = std::collections::BTreeSet::new();
-    for set in &sets {
-        names.extend(
+    match common(&state, &headers, &p) {
+        Ok(c) => success(union_over_sets(&c, |set| {
             c.store
-                .label_names(&c.tenant, Signal::Metrics, set, c.start, c.end),
-        );
+                .label_names(&c.tenant, Signal::Metrics, set, c.start, c.end)
+        })),
+        Err(r) => r,
     }
-    success(json!(names))
 }
 
 async fn label_values(
@@ -167,23 +156,13 @@ async fn label_values(
     headers: HeaderMap,
     Form(p): Form<Params>,
 ) -> Response {
-    let c = match common(&state, &headers, &p) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let sets = if c.sets.is_empty() {
-        vec![Vec::new()]
-    } else {
-        c.sets
-    };
-    let mut values = std::collections::BTreeSet::new();
-    for set in &sets {
-        values.extend(
+    match common(&state, &headers, &p) {
+        Ok(c) => success(union_over_sets(&c, |set| {
             c.store
-                .label_values(&c.tenant, Signal::Metrics, &name, set, c.start, c.end),
-        );
+                .label_values(&c.tenant, Signal::Metrics, &name, set, c.start, c.end)
+        })),
+        Err(r) => r,
     }
-    success(json!(values))
 }
 
 async fn query(
