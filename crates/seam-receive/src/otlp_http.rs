@@ -208,7 +208,12 @@ async fn handle<S: OtlpSignal>(
     // Reserve what we know before reading; a chunked body is reserved once its size is known.
     let _declared_admission = match declared.map(|n| rx.sink.admit(n)).transpose() {
         Ok(a) => a,
-        Err(r) => return refusal(format, r),
+        Err(r) => {
+            // Read (and drop) the body before refusing: a client still writing it would otherwise
+            // see a reset connection instead of the 429 that tells it to retry.
+            discard(body).await;
+            return refusal(format, r);
+        }
     };
     let raw: Bytes = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
@@ -295,5 +300,14 @@ async fn handle<S: OtlpSignal>(
                 .into_response()
         }
         Err(r) => refusal(format, r),
+    }
+}
+
+/// Reads a body to its end without keeping it.
+async fn discard(mut body: Body) {
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            return;
+        }
     }
 }

@@ -1,20 +1,17 @@
 //! Immutable Parquet segments: how a frozen head becomes a file, and how a read finds its rows in
 //! one without decoding the whole file.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::Path;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{
-    concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
-};
+use arrow::compute::{filter_record_batch, interleave_record_batch};
 use arrow::datatypes::{Int64Type, UInt64Type};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{ReaderProperties, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, ReaderProperties, WriterProperties};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::serialized_reader::ReadOptionsBuilder;
 use parquet::schema::types::ColumnPath;
@@ -48,33 +45,101 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("{}: {e}", path.display()))
 }
 
-/// Sorts `batches` for the signal's access path and writes them to `path` durably: to a temp
-/// name, fsync, rename, fsync the directory.
+/// Columns whose values rarely repeat.
+const UNIQUE_COLUMNS: &[&str] = &[
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "start_time_unix_nano",
+    "end_time_unix_nano",
+    "attributes_proto",
+    "events_proto",
+    "links_proto",
+    "timestamp_ns",
+    "line",
+    "structured_metadata",
+    "timestamp_ms",
+    "value",
+];
+
+/// Columns whose statistics no read uses.
+const UNSORTABLE_COLUMNS: &[&str] = &[
+    "parent_span_id",
+    "trace_state",
+    "attributes_proto",
+    "events_proto",
+    "links_proto",
+    "resource_proto",
+    "scope_proto",
+    "status_message",
+    "line",
+    "structured_metadata",
+    "labels",
+];
+
+/// A row's place in the sort order: key (trace id, or stream/series id), time, then where it is.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SortKey {
+    key: [u8; 16],
+    time: i64,
+    batch: u32,
+    row: u32,
+}
+
+/// Sort keys of every row, sorted for the signal's access path: spans by trace id then start;
+/// logs by stream then time; samples by series then time.
+fn sorted_keys(signal: Signal, batches: &[RecordBatch]) -> Vec<SortKey> {
+    let mut keys = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+    for (bi, b) in batches.iter().enumerate() {
+        match signal {
+            Signal::Traces => {
+                let ids = b.column(span_col::TRACE_ID).as_fixed_size_binary();
+                let t = b.column(span_col::START).as_primitive::<Int64Type>();
+                for r in 0..b.num_rows() {
+                    let key = <[u8; 16]>::try_from(ids.value(r)).expect("16-byte column");
+                    keys.push(SortKey {
+                        key,
+                        time: t.value(r),
+                        batch: bi as u32,
+                        row: r as u32,
+                    });
+                }
+            }
+            Signal::Logs | Signal::Metrics => {
+                let (id_col, t_col) = if signal == Signal::Logs {
+                    (log_col::STREAM_ID, log_col::TIMESTAMP)
+                } else {
+                    (sample_col::SERIES_ID, sample_col::TIMESTAMP)
+                };
+                let ids = b.column(id_col).as_primitive::<UInt64Type>();
+                let t = b.column(t_col).as_primitive::<Int64Type>();
+                for r in 0..b.num_rows() {
+                    let mut key = [0u8; 16];
+                    key[..8].copy_from_slice(&ids.value(r).to_be_bytes());
+                    keys.push(SortKey {
+                        key,
+                        time: t.value(r),
+                        batch: bi as u32,
+                        row: r as u32,
+                    });
+                }
+            }
+        }
+    }
+    keys.sort_unstable();
+    keys
+}
+
+/// Writes `batches` sorted for the signal's access path to `path`, durably: to a temp name,
+/// fsync, rename, fsync the directory. Rows are gathered one row group at a time, so the extra
+/// memory a flush needs is one row group, not a second copy of the head.
 pub fn write(
     path: &Path,
     signal: Signal,
     batches: &[RecordBatch],
 ) -> Result<WrittenSegment, StoreError> {
     let schema = schema::schema(signal);
-    let all = concat_batches(&schema, batches).map_err(|e| StoreError::Io(e.to_string()))?;
-    let (key, time) = match signal {
-        Signal::Traces => (span_col::TRACE_ID, span_col::START),
-        Signal::Logs => (log_col::STREAM_ID, log_col::TIMESTAMP),
-        Signal::Metrics => (sample_col::SERIES_ID, sample_col::TIMESTAMP),
-    };
-    let sort = [
-        SortColumn {
-            values: all.column(key).clone(),
-            options: None,
-        },
-        SortColumn {
-            values: all.column(time).clone(),
-            options: None,
-        },
-    ];
-    let idx = lexsort_to_indices(&sort, None).map_err(|e| StoreError::Io(e.to_string()))?;
-    let sorted = take_record_batch(&all, &idx).map_err(|e| StoreError::Io(e.to_string()))?;
-
+    let keys = sorted_keys(signal, batches);
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("valid zstd level"),
@@ -85,45 +150,87 @@ pub fn write(
             .set_column_bloom_filter_enabled(ColumnPath::from("trace_id"), true)
             .set_column_bloom_filter_fpp(ColumnPath::from("trace_id"), 0.01);
     }
+    // Dictionaries pay off only for repetitive columns; on near-unique ones the encoder would
+    // hash and compare every value for nothing.
+    for col in UNIQUE_COLUMNS {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(*col), false);
+    }
+    // Min/max of opaque blobs and free text prune nothing, and computing them compares every value.
+    for col in UNSORTABLE_COLUMNS {
+        props =
+            props.set_column_statistics_enabled(ColumnPath::from(*col), EnabledStatistics::None);
+    }
     let tmp = path.with_extension("parquet.tmp");
     let dir = path.parent().expect("segment paths have a directory");
     fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props.build()))
         .map_err(|e| io_err(&tmp, e))?;
-    writer.write(&sorted).map_err(|e| io_err(&tmp, e))?;
-    let file = writer.into_inner().map_err(|e| io_err(&tmp, e))?;
-    file.sync_all().map_err(|e| io_err(&tmp, e))?;
-    let bytes = file.metadata().map_err(|e| io_err(&tmp, e))?.len();
-    drop(file);
-    fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
-    sync_dir(dir)?;
-
-    let times = sorted.column(time).as_primitive::<Int64Type>();
-    let to_ns = |t: i64| {
-        if signal == Signal::Metrics {
-            t.saturating_mul(1_000_000)
-        } else {
-            t
-        }
-    };
-    let (mut min_time_ns, mut max_time_ns) = (i64::MAX, i64::MIN);
-    for t in times.values().iter() {
-        min_time_ns = min_time_ns.min(to_ns(*t));
-        max_time_ns = max_time_ns.max(to_ns(*t));
-    }
+    let sources: Vec<&RecordBatch> = batches.iter().collect();
     let mut out = WrittenSegment {
-        rows: sorted.num_rows(),
-        bytes,
-        min_time_ns,
-        max_time_ns,
+        rows: keys.len(),
+        bytes: 0,
+        min_time_ns: i64::MAX,
+        max_time_ns: i64::MIN,
         traces: Vec::new(),
         series: Vec::new(),
     };
-    match signal {
-        Signal::Traces => out.traces = trace_ranges(&sorted),
-        Signal::Logs | Signal::Metrics => out.series = series_ranges(&sorted, signal),
+    let mut series: Vec<SeriesEntry> = Vec::new();
+    let scale = if signal == Signal::Metrics {
+        1_000_000
+    } else {
+        1
+    };
+    for chunk in keys.chunks(ROW_GROUP_ROWS) {
+        let idx: Vec<(usize, usize)> = chunk
+            .iter()
+            .map(|k| (k.batch as usize, k.row as usize))
+            .collect();
+        let rb = interleave_record_batch(&sources, &idx).map_err(|e| io_err(&tmp, e))?;
+        writer.write(&rb).map_err(|e| io_err(&tmp, e))?;
+        for (i, k) in chunk.iter().enumerate() {
+            let t = k.time.saturating_mul(scale);
+            out.min_time_ns = out.min_time_ns.min(t);
+            out.max_time_ns = out.max_time_ns.max(t);
+            match signal {
+                Signal::Traces => match out.traces.last_mut() {
+                    Some(last) if last.trace_id.0 == k.key => last.end_ns = last.end_ns.max(t),
+                    _ => out.traces.push(TraceIndexEntry {
+                        trace_id: TraceId(k.key),
+                        start_ns: t,
+                        end_ns: t,
+                    }),
+                },
+                Signal::Logs | Signal::Metrics => {
+                    let id = u64::from_be_bytes(k.key[..8].try_into().expect("8 bytes"));
+                    match series.last_mut() {
+                        Some(last) if last.id == id => last.max_time_ns = last.max_time_ns.max(t),
+                        _ => {
+                            let col = if signal == Signal::Logs {
+                                log_col::LABELS
+                            } else {
+                                sample_col::LABELS
+                            };
+                            let labels = parse_labels(rb.column(col).as_string::<i32>().value(i));
+                            series.push(SeriesEntry {
+                                id,
+                                labels,
+                                min_time_ns: t,
+                                max_time_ns: t,
+                            });
+                        }
+                    }
+                }
+            }
+        }
     }
+    out.series = series;
+    let file = writer.into_inner().map_err(|e| io_err(&tmp, e))?;
+    file.sync_all().map_err(|e| io_err(&tmp, e))?;
+    out.bytes = file.metadata().map_err(|e| io_err(&tmp, e))?.len();
+    drop(file);
+    fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
+    sync_dir(dir)?;
     Ok(out)
 }
 
@@ -132,58 +239,6 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_err(dir, e))
-}
-
-/// Per-trace time ranges of a batch sorted by trace id.
-fn trace_ranges(sorted: &RecordBatch) -> Vec<TraceIndexEntry> {
-    let ids = sorted.column(span_col::TRACE_ID).as_fixed_size_binary();
-    let starts = sorted.column(span_col::START).as_primitive::<Int64Type>();
-    let mut out: Vec<TraceIndexEntry> = Vec::new();
-    for i in 0..sorted.num_rows() {
-        let id = TraceId::from_slice(ids.value(i)).expect("16-byte column");
-        let t = starts.value(i);
-        match out.last_mut() {
-            Some(last) if last.trace_id == id => {
-                last.start_ns = last.start_ns.min(t);
-                last.end_ns = last.end_ns.max(t);
-            }
-            _ => out.push(TraceIndexEntry {
-                trace_id: id,
-                start_ns: t,
-                end_ns: t,
-            }),
-        }
-    }
-    out
-}
-
-/// Per-stream (or per-series) labels and time ranges of a batch sorted by stream id.
-fn series_ranges(sorted: &RecordBatch, signal: Signal) -> Vec<SeriesEntry> {
-    let (id_col, labels_col, time_col, scale) = match signal {
-        Signal::Logs => (log_col::STREAM_ID, log_col::LABELS, log_col::TIMESTAMP, 1),
-        _ => (
-            sample_col::SERIES_ID,
-            sample_col::LABELS,
-            sample_col::TIMESTAMP,
-            1_000_000,
-        ),
-    };
-    let ids = sorted.column(id_col).as_primitive::<UInt64Type>();
-    let labels = sorted.column(labels_col).as_string::<i32>();
-    let times = sorted.column(time_col).as_primitive::<Int64Type>();
-    let mut out: BTreeMap<u64, SeriesEntry> = BTreeMap::new();
-    for i in 0..sorted.num_rows() {
-        let t = times.value(i).saturating_mul(scale);
-        let e = out.entry(ids.value(i)).or_insert_with(|| SeriesEntry {
-            id: ids.value(i),
-            labels: parse_labels(labels.value(i)),
-            min_time_ns: t,
-            max_time_ns: t,
-        });
-        e.min_time_ns = e.min_time_ns.min(t);
-        e.max_time_ns = e.max_time_ns.max(t);
-    }
-    out.into_values().collect()
 }
 
 /// Parses the `{a="1", b="2"}` text the label columns hold (written by [`Labels`]'s Display, which

@@ -4,7 +4,10 @@
 use seam_model::attributes::string_kv;
 use seam_model::otlp::resource::v1::Resource;
 use seam_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use seam_model::{Batch, Label, LogBatch, LogEntry, LogStream, Sample, SampleBatch, Series, Signal, Tenant, TraceId};
+use seam_model::{
+    Batch, Label, LogBatch, LogEntry, LogStream, Sample, SampleBatch, Series, Signal, Tenant,
+    TraceId,
+};
 use seam_store::{Direction, LabelMatcher, MatchOp, Store, StoreConfig};
 
 fn spans(trace: u8, n: u8, service: &str) -> Batch {
@@ -20,8 +23,14 @@ fn spans(trace: u8, n: u8, service: &str) -> Batch {
         })
         .collect();
     Batch::Traces(vec![ResourceSpans {
-        resource: Some(Resource { attributes: vec![string_kv("service.name", service)], ..Default::default() }),
-        scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+        resource: Some(Resource {
+            attributes: vec![string_kv("service.name", service)],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans,
+            ..Default::default()
+        }],
         ..Default::default()
     }])
 }
@@ -32,7 +41,11 @@ fn logs(app: &str, lines: &[(i64, &str)]) -> Batch {
             labels: vec![Label::new("app", app)],
             entries: lines
                 .iter()
-                .map(|(t, l)| LogEntry { timestamp_ns: *t, line: l.to_string(), ..Default::default() })
+                .map(|(t, l)| LogEntry {
+                    timestamp_ns: *t,
+                    line: l.to_string(),
+                    ..Default::default()
+                })
                 .collect(),
         }],
     })
@@ -42,7 +55,13 @@ fn samples(name: &str, points: &[(i64, f64)]) -> Batch {
     Batch::Metrics(SampleBatch {
         series: vec![Series {
             labels: vec![Label::new("__name__", name), Label::new("job", "j")],
-            samples: points.iter().map(|(t, v)| Sample { timestamp_ms: *t, value: *v }).collect(),
+            samples: points
+                .iter()
+                .map(|(t, v)| Sample {
+                    timestamp_ms: *t,
+                    value: *v,
+                })
+                .collect(),
         }],
     })
 }
@@ -54,25 +73,56 @@ fn eq(name: &str, v: &str) -> LabelMatcher {
 fn check_all(store: &Store, t: &Tenant) {
     let tr = store.trace(t, &TraceId([7; 16])).unwrap();
     assert_eq!(tr.len(), 1);
-    let names: Vec<_> = tr[0].scope_spans[0].spans.iter().map(|s| s.name.clone()).collect();
+    let names: Vec<_> = tr[0].scope_spans[0]
+        .spans
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
     assert_eq!(names, vec!["op-0", "op-1", "op-2"]);
-    assert_eq!(tr[0].scope_spans[0].spans[0].attributes, vec![string_kv("k", "v")]);
+    assert_eq!(
+        tr[0].scope_spans[0].spans[0].attributes,
+        vec![string_kv("k", "v")]
+    );
     assert!(store.trace(t, &TraceId([9; 16])).unwrap().is_empty());
 
     let streams = store.select_series(t, Signal::Logs, &[eq("app", "api")], 0, i64::MAX);
     assert_eq!(streams.len(), 1);
     let ids: Vec<u64> = streams.iter().map(|s| s.0).collect();
-    let rows = store.scan_logs(t, &ids, 0, i64::MAX, &|l| l.contains("err"), Direction::Backward, 10).unwrap();
-    assert_eq!(rows.iter().map(|r| r.line.as_str()).collect::<Vec<_>>(), vec!["err 3", "err 1"]);
-    let rows = store.scan_logs(t, &ids, 0, i64::MAX, &|_| true, Direction::Forward, 2).unwrap();
-    assert_eq!(rows.iter().map(|r| r.timestamp_ns).collect::<Vec<_>>(), vec![10, 20]);
+    let rows = store
+        .scan_logs(
+            t,
+            &ids,
+            0,
+            i64::MAX,
+            &|l| l.contains("err"),
+            Direction::Backward,
+            10,
+        )
+        .unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.line.as_str()).collect::<Vec<_>>(),
+        vec!["err 3", "err 1"]
+    );
+    let rows = store
+        .scan_logs(t, &ids, 0, i64::MAX, &|_| true, Direction::Forward, 2)
+        .unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.timestamp_ns).collect::<Vec<_>>(),
+        vec![10, 20]
+    );
 
     let series = store.select_series(t, Signal::Metrics, &[eq("__name__", "up")], 0, i64::MAX);
     let ids: Vec<u64> = series.iter().map(|s| s.0).collect();
     let got = store.samples(t, &ids, 0, 10_000).unwrap();
-    let v: Vec<(i64, f64)> = got[&ids[0]].iter().map(|s| (s.timestamp_ms, s.value)).collect();
+    let v: Vec<(i64, f64)> = got[&ids[0]]
+        .iter()
+        .map(|s| (s.timestamp_ms, s.value))
+        .collect();
     assert_eq!(v, vec![(1000, 1.0), (2000, 0.0)]);
-    assert_eq!(store.label_values(t, Signal::Metrics, "job", &[], 0, i64::MAX), vec!["j"]);
+    assert_eq!(
+        store.label_values(t, Signal::Metrics, "job", &[], 0, i64::MAX),
+        vec!["j"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,16 +133,30 @@ async fn head_segments_and_replay_agree() {
     {
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
         store.append(&t, spans(7, 2, "svc")).await.unwrap();
-        store.append(&t, logs("api", &[(10, "err 1"), (30, "err 3"), (20, "ok 2")])).await.unwrap();
-        store.append(&t, samples("up", &[(1000, 1.0), (2000, 0.0)])).await.unwrap();
+        store
+            .append(
+                &t,
+                logs("api", &[(10, "err 1"), (30, "err 3"), (20, "ok 2")]),
+            )
+            .await
+            .unwrap();
+        store
+            .append(&t, samples("up", &[(1000, 1.0), (2000, 0.0)]))
+            .await
+            .unwrap();
         store.append(&other, spans(8, 1, "other")).await.unwrap();
         // Part of the trace lands in the head after the others are flushed: reads must merge both.
         assert_eq!(store.flush().await.unwrap(), 4);
-        let Batch::Traces(mut rs) = spans(7, 3, "svc") else { unreachable!() };
+        let Batch::Traces(mut rs) = spans(7, 3, "svc") else {
+            unreachable!()
+        };
         rs[0].scope_spans[0].spans.drain(0..2);
         store.append(&t, Batch::Traces(rs)).await.unwrap();
         check_all(&store, &t);
-        assert!(store.trace(&other, &TraceId([7; 16])).unwrap().is_empty(), "tenants are isolated");
+        assert!(
+            store.trace(&other, &TraceId([7; 16])).unwrap().is_empty(),
+            "tenants are isolated"
+        );
         assert_eq!(store.stats().segments, 4);
         // Dropped without shutdown: the last append is only in the WAL.
     }
@@ -101,7 +165,11 @@ async fn head_segments_and_replay_agree() {
     check_all(&store, &t);
     store.shutdown().await.unwrap();
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
-    assert_eq!(store.stats().replayed_records, 0, "shutdown flushed everything");
+    assert_eq!(
+        store.stats().replayed_records,
+        0,
+        "shutdown flushed everything"
+    );
     check_all(&store, &t);
 }
 
@@ -120,8 +188,15 @@ async fn refuses_when_memory_budget_is_exhausted() {
         }
     }
     assert!(refused > 0, "appends past the budget must be refused");
-    assert!(store.budget().used() <= 64 * 1024 + 64 * 1024, "charged bytes stay near the budget");
+    assert!(
+        store.budget().used() <= 64 * 1024 + 64 * 1024,
+        "charged bytes stay near the budget"
+    );
     store.flush().await.unwrap();
-    assert_eq!(store.budget().used(), 0, "a flush releases the head's memory");
+    assert_eq!(
+        store.budget().used(),
+        0,
+        "a flush releases the head's memory"
+    );
     store.append(&t, spans(1, 1, "svc")).await.unwrap();
 }

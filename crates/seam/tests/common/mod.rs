@@ -45,12 +45,20 @@ impl Seam {
     /// Starts Seam and returns once it has bound its ports (it may still be replaying).
     pub fn spawn(data_dir: &Path, extra: &[&str]) -> Seam {
         let mut cmd = Command::new(seam_bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start seam");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -71,7 +79,10 @@ impl Seam {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
-                panic!("seam did not report its addresses; log:\n{}", log.lock().unwrap().join("\n"));
+                panic!(
+                    "seam did not report its addresses; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
             }
         };
         Seam {
@@ -95,7 +106,10 @@ impl Seam {
                 }
             }
             if Instant::now() > deadline {
-                panic!("seam never became ready; log:\n{}", self.log.lock().unwrap().join("\n"));
+                panic!(
+                    "seam never became ready; log:\n{}",
+                    self.log.lock().unwrap().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -116,7 +130,9 @@ impl Seam {
 
     /// SIGTERM and wait for a clean exit; returns the exit status success.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else { return false };
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
         unsafe {
             libc::kill(c.id() as i32, libc::SIGTERM);
         }
@@ -137,12 +153,22 @@ impl Seam {
         let r = req.send().expect("GET");
         let status = r.status().as_u16();
         let text = r.text().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     /// POSTs an OTLP body to `/v1/<signal>`.
-    pub fn post_otlp(&self, signal: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> reqwest::blocking::Response {
-        let mut req = client().post(format!("{}/v1/{}", self.otlp_http, signal)).body(body);
+    pub fn post_otlp(
+        &self,
+        signal: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::blocking::Response {
+        let mut req = client()
+            .post(format!("{}/v1/{}", self.otlp_http, signal))
+            .body(body);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -158,12 +184,17 @@ impl Drop for Seam {
 
 /// A blocking HTTP client with generous timeouts.
 pub fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 /// A repository test fixture.
 pub fn fixture(rel: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
 }
 
@@ -183,7 +214,9 @@ pub fn python() -> PathBuf {
 
 /// Path of a Python helper script under `tests/python/`.
 pub fn python_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
 }
 
 /// Polls `f` until it returns `Some` or the timeout passes (for reads that follow an async ack).
