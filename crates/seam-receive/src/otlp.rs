@@ -3,7 +3,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
 use seam_model::otlp::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -43,13 +42,13 @@ pub struct ExportOutcome {
 
 /// Converts OTLP requests to model batches. Holds the state delta-temporality metrics need.
 pub struct OtlpConverter {
-    metrics: Mutex<PromConverter>,
+    metrics: PromConverter,
 }
 
 impl Default for OtlpConverter {
     fn default() -> Self {
         OtlpConverter {
-            metrics: Mutex::new(PromConverter::new(MAX_DELTA_SERIES)),
+            metrics: PromConverter::new(MAX_DELTA_SERIES),
         }
     }
 }
@@ -85,7 +84,7 @@ impl OtlpConverter {
 
     /// Metric points converted to Prometheus series.
     pub fn metrics(&self, tenant: &Tenant, req: &ExportMetricsServiceRequest) -> Converted {
-        let c = self.metrics.lock().convert(tenant.as_str(), req);
+        let c = self.metrics.convert(tenant.as_str(), req);
         Converted {
             batch: Batch::Metrics(c.batch),
             rejected: c.rejected_points,

@@ -51,7 +51,8 @@ const IDENTIFYING: [&str; 3] = ["service.name", "service.namespace", "service.in
 /// A delta point not newer than the last one accumulated for its series is refused too, so a
 /// retried request is not counted twice.
 pub struct PromConverter {
-    delta: DeltaState,
+    // Locked only around delta points, so cumulative data from many requests converts in parallel.
+    delta: std::sync::Mutex<DeltaState>,
 }
 
 /// The result of converting one request.
@@ -69,17 +70,17 @@ impl PromConverter {
     /// A converter that tracks at most `max_series` delta series.
     pub fn new(max_series: usize) -> Self {
         PromConverter {
-            delta: DeltaState::new(max_series),
+            delta: std::sync::Mutex::new(DeltaState::new(max_series)),
         }
     }
 
     /// How many delta series have running totals.
     pub fn tracked_series(&self) -> usize {
-        self.delta.len()
+        self.delta.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Converts one request. Never panics on odd input.
-    pub fn convert(&mut self, tenant: &str, req: &ExportMetricsServiceRequest) -> PromConversion {
+    pub fn convert(&self, tenant: &str, req: &ExportMetricsServiceRequest) -> PromConversion {
         let mut out = Out::default();
         for (ri, rm) in req.resource_metrics.iter().enumerate() {
             let res_attrs: &[KeyValue] = rm
@@ -122,7 +123,7 @@ impl PromConverter {
         }
     }
 
-    fn convert_metric(&mut self, cx: &MetricCx<'_>, out: &mut Out) {
+    fn convert_metric(&self, cx: &MetricCx<'_>, out: &mut Out) {
         let m = cx.metric;
         let (kind, points, temporality) = match &m.data {
             None => {
@@ -214,7 +215,7 @@ impl PromConverter {
     }
 
     fn number_point(
-        &mut self,
+        &self,
         cx: &MetricCx<'_>,
         out: &mut Out,
         name: &str,
@@ -244,6 +245,8 @@ impl PromConverter {
         } else if is_delta {
             match self
                 .delta
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
                 .add_sum(cx.tenant, &labels, p.time_unix_nano, value)
             {
                 Ok(total) => total,
@@ -259,7 +262,7 @@ impl PromConverter {
     }
 
     fn histogram_point(
-        &mut self,
+        &self,
         cx: &MetricCx<'_>,
         out: &mut Out,
         name: &str,
@@ -285,6 +288,8 @@ impl PromConverter {
             let key = cx.labels(&p.attributes, name, None);
             match self
                 .delta
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
                 .add_histogram(cx.tenant, &key, p.time_unix_nano, totals)
             {
                 Ok(t) => totals = t,
