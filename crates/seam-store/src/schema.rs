@@ -305,6 +305,7 @@ pub fn logs_to_batch(b: &LogBatch) -> (RecordBatch, RowsSummary) {
     let mut trace_id = BinaryBuilder::with_capacity(n, 0);
     let mut span_id = BinaryBuilder::with_capacity(n, 0);
     let mut summary = RowsSummary::empty();
+    let mut json = String::with_capacity(256);
     for s in &b.streams {
         let set = s.label_set();
         let id = set.fingerprint();
@@ -315,16 +316,9 @@ pub fn logs_to_batch(b: &LogBatch) -> (RecordBatch, RowsSummary) {
             ts.append_value(e.timestamp_ns);
             summary.add(e.timestamp_ns);
             line.append_value(&e.line);
-            if e.structured_metadata.is_empty() {
-                md.append_value("{}");
-            } else {
-                let m: serde_json::Map<String, serde_json::Value> = e
-                    .structured_metadata
-                    .iter()
-                    .map(|l| (l.name.clone(), serde_json::Value::String(l.value.clone())))
-                    .collect();
-                md.append_value(serde_json::Value::Object(m).to_string());
-            }
+            json.clear();
+            write_json_object(&mut json, &e.structured_metadata);
+            md.append_value(&json);
             sev_num.append_value(e.severity_number);
             sev_text.append_value(&e.severity_text);
             trace_id.append_value(&e.trace_id);
@@ -376,4 +370,53 @@ pub fn samples_to_batch(b: &SampleBatch) -> (RecordBatch, RowsSummary) {
     let batch = RecordBatch::try_new(schema(Signal::Metrics), cols)
         .expect("sample columns match the schema");
     (batch, summary)
+}
+
+/// Writes labels as a JSON object of strings (`{"k":"v"}`) into `out`, reusing its allocation.
+pub fn write_json_object(out: &mut String, labels: &[seam_model::Label]) {
+    out.push('{');
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_string(out, &l.name);
+        out.push(':');
+        write_json_string(out, &l.value);
+    }
+    out.push('}');
+}
+
+fn write_json_string(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seam_model::Label;
+
+    #[test]
+    fn metadata_json_escapes_like_serde() {
+        let labels = vec![Label::new("a", "x\"y\\z\n\u{1}é"), Label::new("b", "")];
+        let mut out = String::new();
+        write_json_object(&mut out, &labels);
+        let back: std::collections::BTreeMap<String, String> = serde_json::from_str(&out).unwrap();
+        assert_eq!(back["a"], "x\"y\\z\n\u{1}é");
+        assert_eq!(back["b"], "");
+    }
 }
