@@ -5,10 +5,11 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of glibc malloc: ingest allocates many small, short-lived buffers from many
-/// threads, where glibc's arenas spend a fifth of the CPU consolidating and fragment the heap.
+/// jemalloc instead of glibc malloc: ingest allocates many short-lived buffers from many threads,
+/// where glibc's arenas spent a fifth of the CPU consolidating (and mimalloc a third re-faulting
+/// pages it had returned to the OS).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Seam: receive, stitch, store and serve logs, traces and metrics.
 #[derive(Parser, Debug)]
