@@ -386,13 +386,12 @@ fn assemble_trace(batches: &[RecordBatch]) -> Vec<ResourceSpans> {
                 });
                 out[ri].scope_spans.len() - 1
             });
-            let status =
-                (status_code.value(i) != 0 || !status_message.value(i).is_empty()).then(|| {
-                    Status {
-                        code: status_code.value(i),
-                        message: status_message.value(i).to_string(),
-                    }
-                });
+            // An unset status and an empty one look alike once stored; SDKs send the empty
+            // message and Tempo answers `"status": {}`, so one is always returned.
+            let status = Some(Status {
+                code: status_code.value(i),
+                message: status_message.value(i).to_string(),
+            });
             out[ri].scope_spans[si].spans.push(Span {
                 trace_id: trace_id.value(i).to_vec(),
                 span_id: span_id.value(i).to_vec(),

@@ -13,18 +13,34 @@ fn starts_reports_ports_and_stops_gracefully() {
     assert_eq!(body["components"]["wal"]["status"], "ready");
     let (code, _) = s.get_json("/health", None);
     assert_eq!(code, 200);
-    let r = common::client().get(format!("{}/api/echo", s.api)).send().unwrap();
+    let r = common::client()
+        .get(format!("{}/api/echo", s.api))
+        .send()
+        .unwrap();
     assert_eq!(r.text().unwrap(), "echo");
     assert!(s.terminate(), "SIGTERM must exit 0; log:\n{}", s.log_text());
 }
 
 #[test]
 fn version_and_help() {
-    let out = std::process::Command::new(common::seam_bin()).arg("--version").output().unwrap();
+    let out = std::process::Command::new(common::seam_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("seam "));
-    for args in [vec!["help"], vec!["serve", "--help"], vec!["bench", "ingest", "--help"]] {
-        let out = std::process::Command::new(common::seam_bin()).args(&args).output().unwrap();
+    for args in [
+        vec!["help"],
+        vec!["serve", "--help"],
+        vec!["bench", "ingest", "--help"],
+    ] {
+        let out = std::process::Command::new(common::seam_bin())
+            .args(&args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
 }
