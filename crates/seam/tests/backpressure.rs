@@ -6,15 +6,15 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::Seam;
+use common::codec::hex;
+use common::read::span_count;
+use common::{now_ns, otlp, write_config, Seam};
 use prost::Message;
 use rand::Rng;
 use seam_model::attributes::string_kv;
-use seam_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use seam_model::otlp::resource::v1::Resource;
-use seam_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use seam_model::otlp::trace::v1::Span;
 
 const BUDGET_MIB: u64 = 32;
 /// Flush at a quarter of the budget or every second, so flushes keep up once senders back off.
@@ -36,13 +36,6 @@ const MAX_REQUESTS_PER_SENDER: usize = 200;
 /// enforced and fails by far when it is not.
 const OVERHEAD_MIB: u64 = 224;
 
-/// `tempopb.Trace`, what `/api/traces/{id}` answers with `Accept: application/protobuf`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct TempoTrace {
-    #[prost(message, repeated, tag = "1")]
-    resource_spans: Vec<ResourceSpans>,
-}
-
 #[derive(Default, Debug)]
 struct Outcome {
     ok: Vec<[u8; 16]>,
@@ -52,62 +45,24 @@ struct Outcome {
     transport_errors: Vec<String>,
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn body(trace_id: [u8; 16], rng: &mut impl Rng) -> Vec<u8> {
-    let t = now_ns();
     let filler: String = (0..PAYLOAD)
         .map(|_| rng.random_range(b'a'..=b'z') as char)
         .collect();
-    let spans = (0..SPANS_PER_REQUEST)
-        .map(|i| Span {
-            trace_id: trace_id.to_vec(),
-            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
-            name: format!("op-{}", i % 7),
-            start_time_unix_nano: t,
-            end_time_unix_nano: t + 1000,
-            attributes: vec![string_kv("payload", &filler)],
-            ..Default::default()
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_kv("service.name", "backpressure")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
-}
-
-/// `VmHWM` (peak resident set) of a process, in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kb * 1024
+    let spans = otlp::numbered_spans(&trace_id, SPANS_PER_REQUEST, now_ns(), |i| {
+        format!("op-{}", i % 7)
+    })
+    .into_iter()
+    .map(|sp| Span {
+        attributes: vec![string_kv("payload", &filler)],
+        ..sp
+    })
+    .collect();
+    otlp::traces(otlp::service("backpressure"), spans).encode_to_vec()
 }
 
 fn sender(otlp: String, stop: Arc<AtomicBool>, out: Arc<Mutex<Outcome>>) {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
+    let client = common::client();
     let mut rng = rand::rng();
     for _ in 0..MAX_REQUESTS_PER_SENDER {
         if stop.load(Ordering::Relaxed) {
@@ -115,11 +70,7 @@ fn sender(otlp: String, stop: Arc<AtomicBool>, out: Arc<Mutex<Outcome>>) {
         }
         let trace_id: [u8; 16] = rng.random();
         let b = body(trace_id, &mut rng);
-        let r = client
-            .post(format!("{otlp}/v1/traces"))
-            .header("Content-Type", "application/x-protobuf")
-            .body(b)
-            .send();
+        let r = otlp::send(&client, &otlp, "traces", b);
         let mut o = out.lock().unwrap();
         match r {
             Ok(r) if r.status() == 200 => o.ok.push(trace_id),
@@ -165,26 +116,10 @@ fn overload(s: &Seam) -> Outcome {
     Arc::try_unwrap(out).unwrap().into_inner().unwrap()
 }
 
-fn count_spans(s: &Seam, trace_id: &[u8; 16]) -> usize {
-    let r = common::client()
-        .get(format!("{}/api/traces/{}", s.api, hex(trace_id)))
-        .header("Accept", "application/protobuf")
-        .send()
-        .expect("GET trace");
-    assert_eq!(r.status(), 200, "acked trace {} is missing", hex(trace_id));
-    let t = TempoTrace::decode(r.bytes().unwrap()).unwrap();
-    t.resource_spans
-        .iter()
-        .flat_map(|rs| &rs.scope_spans)
-        .map(|ss| ss.spans.len())
-        .sum()
-}
-
 #[test]
 fn overload_is_refused_with_429_and_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("seam.yaml");
-    std::fs::write(&config, CONFIG).unwrap();
+    let config = write_config(dir.path(), CONFIG);
     let mut s = Seam::start(
         &dir.path().join("data"),
         &[
@@ -201,7 +136,7 @@ fn overload_is_refused_with_429_and_memory_stays_bounded() {
     );
     let started = Instant::now();
     let o = overload(&s);
-    let peak = peak_rss(s.pid());
+    let peak = s.peak_rss();
     eprintln!(
         "{:?}: {} acked, {} refused with 429, {} without an HTTP answer, peak RSS {} MiB (budget {BUDGET_MIB} MiB + overhead {OVERHEAD_MIB} MiB)",
         started.elapsed(),
@@ -234,7 +169,8 @@ fn overload_is_refused_with_429_and_memory_stays_bounded() {
         peak >> 20
     );
     for id in &o.ok {
-        assert_eq!(count_spans(&s, id), SPANS_PER_REQUEST, "trace {}", hex(id));
+        // 0 when the acked trace is missing.
+        assert_eq!(span_count(&s, id), SPANS_PER_REQUEST, "trace {}", hex(id));
     }
     let log = s.log_text();
     assert!(!log.contains("panicked"), "panic in the log:\n{log}");

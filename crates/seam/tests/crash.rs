@@ -8,18 +8,15 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{eventually, Seam};
+use common::codec::hex;
+use common::{eventually, now_ns, otlp, read, write_config, Seam};
 use prost::Message;
 use rand::Rng;
 use seam_model::attributes::string_kv;
-use seam_model::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use seam_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use seam_model::otlp::common::v1::{any_value, AnyValue};
-use seam_model::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use seam_model::otlp::resource::v1::Resource;
-use seam_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use seam_model::otlp::logs::v1::LogRecord;
+use seam_model::otlp::trace::v1::Span;
 
 /// Flush often (by size and by age) and rotate WAL files often, so kills land in every phase.
 const CONFIG: &str =
@@ -38,13 +35,6 @@ const TEST_BUDGET: Duration = Duration::from_secs(150);
 const FLUSHING: &str = "flushing head to segments";
 const FLUSHED: &str = "flushed head to segments";
 
-/// `tempopb.Trace`, what `/api/traces/{id}` answers with `Accept: application/protobuf`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct TempoTrace {
-    #[prost(message, repeated, tag = "1")]
-    resource_spans: Vec<ResourceSpans>,
-}
-
 /// The spans of one trace: those acknowledged, and those sent without an answer (the server died
 /// first; they may or may not have been stored).
 #[derive(Default, Clone)]
@@ -62,94 +52,45 @@ struct Acked {
     logs: HashMap<String, HashSet<String>>,
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn trace_request(
     trace_id: [u8; 16],
     root: [u8; 8],
     span_ids: &[[u8; 8]],
     writer: usize,
 ) -> Vec<u8> {
-    let t = now_ns() as u64;
+    let t = now_ns();
     let spans = span_ids
         .iter()
         .enumerate()
         .map(|(i, id)| Span {
-            trace_id: trace_id.to_vec(),
-            span_id: id.to_vec(),
             parent_span_id: if *id == root {
                 Vec::new()
             } else {
                 root.to_vec()
             },
-            name: format!("op-{i}"),
             kind: 2,
-            start_time_unix_nano: t,
-            end_time_unix_nano: t + 1_000_000,
             attributes: vec![
                 string_kv("crash.writer", &writer.to_string()),
                 string_kv("http.route", "/api/x"),
             ],
-            ..Default::default()
+            ..otlp::span(&trace_id, id, format!("op-{i}"), t, t + 1_000_000)
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_kv("service.name", "crash-test")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    otlp::traces(otlp::service("crash-test"), spans).encode_to_vec()
 }
 
 fn log_request(stream: &str, lines: &[String]) -> Vec<u8> {
-    let t = now_ns() as u64;
-    let log_records = lines
+    let t = now_ns();
+    let records = lines
         .iter()
         .map(|l| LogRecord {
-            time_unix_nano: t,
             observed_time_unix_nano: t,
             severity_number: 9,
             severity_text: "INFO".into(),
-            body: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(l.clone())),
-            }),
-            ..Default::default()
+            ..otlp::log_line(t, l)
         })
         .collect();
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: Some(Resource {
-                attributes: vec![
-                    string_kv("service.name", "crash-test"),
-                    string_kv("service.instance.id", stream),
-                ],
-                ..Default::default()
-            }),
-            scope_logs: vec![ScopeLogs {
-                log_records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    otlp::logs(otlp::stream("crash-test", stream), records).encode_to_vec()
 }
 
 /// One writer: new traces (every fifth trace request instead adds spans to the writer's previous
@@ -162,10 +103,7 @@ fn writer(
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Acked>>,
 ) -> usize {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let client = common::client_with_timeout(Duration::from_secs(20));
     let mut rng = rand::rng();
     let stream = format!("c{cycle}-w{w}");
     let mut ok = 0;
@@ -175,14 +113,8 @@ fn writer(
             break;
         }
         let sent = if req % 3 == 2 {
-            let lines: Vec<String> = (0..LINES_PER_LOG_BATCH)
-                .map(|i| format!("{stream} r{req} l{i}"))
-                .collect();
-            let r = client
-                .post(format!("{otlp}/v1/logs"))
-                .header("Content-Type", "application/x-protobuf")
-                .body(log_request(&stream, &lines))
-                .send();
+            let lines = otlp::batch_lines(&stream, req, LINES_PER_LOG_BATCH);
+            let r = otlp::send(&client, &otlp, "logs", log_request(&stream, &lines));
             match r {
                 Ok(r) if r.status() == 200 => {
                     acked
@@ -214,11 +146,8 @@ fn writer(
                 .or_default()
                 .unacked
                 .extend(&span_ids);
-            let r = client
-                .post(format!("{otlp}/v1/traces"))
-                .header("Content-Type", "application/x-protobuf")
-                .body(trace_request(trace_id, root, &span_ids, w))
-                .send();
+            let body = trace_request(trace_id, root, &span_ids, w);
+            let r = otlp::send(&client, &otlp, "traces", body);
             match r {
                 Ok(r) if r.status() == 200 => {
                     let mut a = acked.lock().unwrap();
@@ -267,7 +196,7 @@ fn count_lines(log: &[String], needle: &str) -> usize {
 }
 
 /// Checks every acknowledged span and log line is readable exactly once.
-fn verify(s: &Seam, acked: &Acked, since_ns: i64) {
+fn verify(s: &Seam, acked: &Acked, since_ns: u64) {
     let ids: Vec<([u8; 16], TraceRec)> = acked
         .traces
         .iter()
@@ -286,20 +215,9 @@ fn verify(s: &Seam, acked: &Acked, since_ns: i64) {
             std::thread::spawn(move || {
                 let client = common::client();
                 for (tid, spans) in chunk {
-                    let r = client
-                        .get(format!("{api}/api/traces/{}", hex(&tid)))
-                        .header("Accept", "application/protobuf")
-                        .send()
-                        .expect("GET trace");
-                    assert_eq!(r.status(), 200, "acked trace {} is missing", hex(&tid));
-                    let t = TempoTrace::decode(r.bytes().unwrap()).expect("tempo protobuf");
-                    let got: Vec<Vec<u8>> = t
-                        .resource_spans
-                        .iter()
-                        .flat_map(|rs| rs.scope_spans.iter())
-                        .flat_map(|ss| ss.spans.iter())
-                        .map(|sp| sp.span_id.clone())
-                        .collect();
+                    let t = read::trace(&client, &api, &hex(&tid))
+                        .unwrap_or_else(|| panic!("acked trace {} is missing", hex(&tid)));
+                    let got: Vec<Vec<u8>> = t.spans().map(|sp| sp.span_id.clone()).collect();
                     let unique: HashSet<&Vec<u8>> = got.iter().collect();
                     assert_eq!(
                         unique.len(),
@@ -341,26 +259,7 @@ fn verify(s: &Seam, acked: &Acked, since_ns: i64) {
         h.join().expect("trace verifier failed");
     }
     for (stream, want) in &acked.logs {
-        let query = format!("{{service_instance_id=\"{stream}\"}}");
-        let r = common::client()
-            .get(format!("{}/loki/api/v1/query_range", s.api))
-            .query(&[
-                ("query", query.as_str()),
-                ("start", &since_ns.to_string()),
-                ("end", &(now_ns() + 60_000_000_000).to_string()),
-                ("limit", "5000"),
-                ("direction", "forward"),
-            ])
-            .send()
-            .expect("query_range");
-        assert_eq!(r.status(), 200);
-        let v: serde_json::Value = r.json().unwrap();
-        let mut got: Vec<String> = Vec::new();
-        for st in v["data"]["result"].as_array().expect("streams") {
-            for e in st["values"].as_array().unwrap() {
-                got.push(e[1].as_str().unwrap().to_string());
-            }
-        }
+        let got = read::stream_lines(s, stream, since_ns, "forward");
         assert!(got.len() < 5000, "stream {stream} hit the query limit");
         let unique: HashSet<&String> = got.iter().collect();
         assert_eq!(
@@ -399,8 +298,7 @@ fn every_acknowledged_write_survives_kill_9() {
     let since_ns = now_ns() - 60_000_000_000;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = dir.path().join("seam.yaml");
-    std::fs::write(&config, CONFIG).unwrap();
+    let config = write_config(dir.path(), CONFIG);
     let flags = ["--config", config.to_str().unwrap()];
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut rng = rand::rng();
@@ -466,8 +364,7 @@ fn every_acknowledged_write_survives_kill_9() {
         );
 
         s = Seam::start(&data, &flags);
-        let (code, ready) = s.get_json("/ready", None);
-        assert_eq!(code, 200);
+        let ready = s.ready();
         assert_eq!(ready["components"]["store"]["flush_failures"], 0, "{ready}");
         let acked_now = acked.lock().unwrap();
         verify(&s, &acked_now, since_ns);

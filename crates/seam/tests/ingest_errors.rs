@@ -6,7 +6,8 @@ mod common;
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use common::{client, Seam};
+use common::codec::hex;
+use common::{client, otlp, write_config, Seam};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use prost::Message;
@@ -14,8 +15,7 @@ use seam_model::attributes::string_kv;
 use seam_model::otlp::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use seam_model::otlp::resource::v1::Resource;
-use seam_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use seam_model::otlp::trace::v1::Span;
 use serde_json::Value;
 
 const MIB: usize = 1 << 20;
@@ -32,8 +32,7 @@ struct RpcStatus {
 /// Seam with `server.max_body_size: 1MiB` from a config file.
 fn start_limited() -> (tempfile::TempDir, Seam) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("seam.yaml");
-    std::fs::write(&cfg, "server:\n  max_body_size: 1MiB\n").unwrap();
+    let cfg = write_config(dir.path(), "server:\n  max_body_size: 1MiB\n");
     let s = Seam::start(
         &dir.path().join("data"),
         &["--config", cfg.to_str().unwrap()],
@@ -42,31 +41,15 @@ fn start_limited() -> (tempfile::TempDir, Seam) {
 }
 
 fn span(trace_id: Vec<u8>, span_id: u8, name: &str) -> Span {
+    let (start, end) = (1_700_000_000_000_000_000, 1_700_000_001_000_000_000);
     Span {
-        trace_id,
-        span_id: vec![span_id; 8],
-        name: name.into(),
         kind: 2,
-        start_time_unix_nano: 1_700_000_000_000_000_000,
-        end_time_unix_nano: 1_700_000_001_000_000_000,
-        ..Default::default()
+        ..otlp::span(&trace_id, &[span_id; 8], name.into(), start, end)
     }
 }
 
 fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_kv("service.name", "errors-test")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    otlp::traces(otlp::service("errors-test"), spans)
 }
 
 /// A fresh valid trace id per call.
@@ -76,10 +59,6 @@ fn next_trace_id() -> Vec<u8> {
     let mut id = vec![0xab; 16];
     id[15] = n;
     id
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The answer to a POST: status, content type, body.
@@ -114,12 +93,7 @@ fn post(s: &Seam, headers: &[(&str, &str)], body: Vec<u8>, chunked: bool) -> Ans
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    req = if chunked {
-        req.body(reqwest::blocking::Body::new(std::io::Cursor::new(body)))
-    } else {
-        req.body(body)
-    };
-    let resp = req.send().expect("POST");
+    let resp = req.body(otlp::body(body, chunked)).send().expect("POST");
     Answer {
         status: resp.status().as_u16(),
         content_type: resp

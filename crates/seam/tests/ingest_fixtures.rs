@@ -9,7 +9,9 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{client, fixture, Seam};
+use common::codec::{b64, enc, unhex};
+use common::read::loki_streams;
+use common::{client, fixture, otlp, Seam};
 use prost::Message;
 use seam_model::otlp::collector::logs::v1::ExportLogsServiceResponse;
 use seam_model::otlp::collector::metrics::v1::ExportMetricsServiceResponse;
@@ -59,13 +61,11 @@ fn ingest(s: &Seam, file: &str) -> String {
     if body.starts_with(&[0x1f, 0x8b]) {
         req = req.header("Content-Encoding", "gzip");
     }
-    req = if file.starts_with("node_") {
-        // The Node exporter streams its body with chunked transfer encoding.
-        req.body(reqwest::blocking::Body::new(std::io::Cursor::new(body)))
-    } else {
-        req.body(body)
-    };
-    let resp = req.send().unwrap();
+    // The Node exporter streams its body with chunked transfer encoding.
+    let resp = req
+        .body(otlp::body(body, file.starts_with("node_")))
+        .send()
+        .unwrap();
     let status = resp.status().as_u16();
     let ct = resp
         .headers()
@@ -120,38 +120,9 @@ fn ingest(s: &Seam, file: &str) -> String {
     tenant
 }
 
-/// Standard base64 with padding, as Tempo writes ids.
-fn b64(hex: &str) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            out.push(if i <= c.len() {
-                A[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// Standard base64 of a hex id, as Tempo writes ids.
+fn b64_hex(hex: &str) -> String {
+    b64(&unhex(hex))
 }
 
 /// Reads back what `expect` names, under `tenant`.
@@ -161,7 +132,7 @@ fn check(s: &Seam, file: &str, tenant: &str, expect: &Expect) {
         Spans(trace_id, spans) => {
             let want: BTreeSet<(String, String)> = spans
                 .iter()
-                .map(|(id, name)| (b64(id), name.to_string()))
+                .map(|(id, name)| (b64_hex(id), name.to_string()))
                 .collect();
             let found = |path: &str| -> BTreeSet<(String, String)> {
                 let (code, body) = s.get_json(path, t);
@@ -175,7 +146,7 @@ fn check(s: &Seam, file: &str, tenant: &str, expect: &Expect) {
                 for rs in batches.as_array().unwrap() {
                     for ss in rs["scopeSpans"].as_array().unwrap() {
                         for sp in ss["spans"].as_array().unwrap() {
-                            assert_eq!(sp["traceId"], b64(&trace_id.to_lowercase()), "{file}");
+                            assert_eq!(sp["traceId"], b64_hex(&trace_id.to_lowercase()), "{file}");
                             out.insert((
                                 sp["spanId"].as_str().unwrap().into(),
                                 sp["name"].as_str().unwrap().into(),
@@ -201,14 +172,9 @@ fn check(s: &Seam, file: &str, tenant: &str, expect: &Expect) {
             let (code, body) = s.get_json(&path, t);
             assert_eq!(code, 200, "{file}: {body}");
             let mut got: Vec<(i64, String)> = Vec::new();
-            for stream in body["data"]["result"].as_array().unwrap() {
-                assert_eq!(stream["stream"]["service_name"], *service, "{file}");
-                for v in stream["values"].as_array().unwrap() {
-                    got.push((
-                        v[0].as_str().unwrap().parse().unwrap(),
-                        v[1].as_str().unwrap().to_string(),
-                    ));
-                }
+            for (labels, values) in loki_streams(&body) {
+                assert_eq!(labels["service_name"], *service, "{file}");
+                got.extend(values);
             }
             got.sort();
             let got: Vec<&str> = got.iter().map(|(_, l)| l.as_str()).collect();

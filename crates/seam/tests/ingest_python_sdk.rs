@@ -6,12 +6,13 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{client, eventually, python, python_script, Seam};
-use prost::Message;
+use common::codec::{b64, enc, unhex};
+use common::read::{decode_trace, loki_streams, trace_response};
+use common::{client, eventually, now_ns, python, python_script, Seam};
 use seam_model::otlp::common::v1::any_value::Value as Any;
-use seam_model::otlp::trace::v1::{ResourceSpans, Span};
+use seam_model::otlp::trace::v1::Span;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -35,11 +36,7 @@ fn python_sdk_over_grpc() {
 fn run(protocol: &str, tenant: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let s = Seam::start(dir.path(), &[]);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let run_id = format!("{protocol}-{}-{nanos}", std::process::id());
+    let run_id = format!("{protocol}-{}-{}", std::process::id(), now_ns());
     let endpoint = if protocol == "grpc" {
         s.otlp_grpc.clone()
     } else {
@@ -93,29 +90,6 @@ struct Check<'a> {
 fn text(v: &Value) -> &str {
     v.as_str()
         .unwrap_or_else(|| panic!("expected a string, got {v}"))
-}
-
-fn unhex(h: &str) -> Vec<u8> {
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// Standard base64 with padding, as Tempo writes ids.
-fn b64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            let six = (n >> (18 - 6 * i) & 63) as usize;
-            out.push(if i <= c.len() { A[six] as char } else { '=' });
-        }
-    }
-    out
 }
 
 /// A report attribute value in the OTLP/JSON form Tempo answers (int64 as a string).
@@ -272,30 +246,12 @@ impl Check<'_> {
     }
 
     fn traces_protobuf(&self) {
-        /// `tempopb.Trace`.
-        #[derive(Clone, PartialEq, prost::Message)]
-        struct TempoTrace {
-            #[prost(message, repeated, tag = "1")]
-            resource_spans: Vec<ResourceSpans>,
-        }
         let id = self.trace_id();
-        let mut req = client()
-            .get(format!("{}/api/traces/{id}", self.s.api))
-            .header("Accept", "application/protobuf");
-        if let Some(t) = self.tenant {
-            req = req.header("X-Scope-OrgID", t);
-        }
-        let resp = req.send().unwrap();
+        let resp = trace_response(&client(), &self.s.api, id, self.tenant);
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "application/protobuf");
-        let trace = TempoTrace::decode(resp.bytes().unwrap()).expect("a tempopb.Trace body");
-        let spans: BTreeMap<&str, &Span> = trace
-            .resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .flat_map(|ss| &ss.spans)
-            .map(|s| (s.name.as_str(), s))
-            .collect();
+        let trace = decode_trace(resp);
+        let spans: BTreeMap<&str, &Span> = trace.spans().map(|s| (s.name.as_str(), s)).collect();
         assert_eq!(spans.len(), 2);
         let (root_def, child_def) = (&self.r["spans"][0], &self.r["spans"][1]);
         let root = spans[text(&root_def["name"])];
@@ -343,20 +299,7 @@ impl Check<'_> {
         assert_eq!(code, 200, "{path}: {body}");
         assert_eq!(body["status"], "success");
         assert_eq!(body["data"]["resultType"], "streams");
-        body["data"]["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                let values = s["values"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| (text(&v[0]).parse().unwrap(), text(&v[1]).to_string()))
-                    .collect();
-                (s["stream"].clone(), values)
-            })
-            .collect()
+        loki_streams(&body)
     }
 
     /// All lines of a query, ordered by time.
@@ -602,16 +545,4 @@ impl Check<'_> {
             .collect();
         assert_eq!(names, expected_names);
     }
-}
-
-/// Percent-encodes a query parameter value.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

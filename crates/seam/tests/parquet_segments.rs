@@ -6,17 +6,13 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{python, Seam};
+use common::codec::hex;
+use common::read::loki_streams;
+use common::{now_ns, otlp, python, Seam};
 use prost::Message;
-use seam_model::attributes::string_kv;
-use seam_model::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use seam_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use seam_model::otlp::common::v1::{any_value, AnyValue};
-use seam_model::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use seam_model::otlp::resource::v1::Resource;
-use seam_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use seam_model::otlp::logs::v1::LogRecord;
+use seam_model::otlp::trace::v1::Span;
 use serde_json::{json, Value};
 
 /// Trace ids sent out of order (first byte cc, 11, 77), two spans each.
@@ -56,73 +52,38 @@ fn trace_id(first: u8) -> Vec<u8> {
     id
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn resource() -> Option<Resource> {
-    Some(Resource {
-        attributes: vec![string_kv("service.name", "parquet-test")],
-        ..Default::default()
-    })
-}
-
 /// Sends the spans and log lines; returns the time they were written at.
 fn send(s: &Seam) -> u64 {
-    let at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let at = now_ns();
     let spans = TRACES
         .iter()
         .flat_map(|&t| {
             (1..=2u8).map(move |n| Span {
-                trace_id: trace_id(t),
-                span_id: vec![t, n, 0, 0, 0, 0, 0, 1],
                 parent_span_id: if n == 2 {
                     vec![t, 1, 0, 0, 0, 0, 0, 1]
                 } else {
                     vec![]
                 },
-                name: format!("span-{t:02x}-{n}"),
-                start_time_unix_nano: at + n as u64,
-                end_time_unix_nano: at + 1000,
-                ..Default::default()
+                ..otlp::span(
+                    &trace_id(t),
+                    &[t, n, 0, 0, 0, 0, 0, 1],
+                    format!("span-{t:02x}-{n}"),
+                    at + n as u64,
+                    at + 1000,
+                )
             })
         })
         .collect();
-    let traces = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: resource(),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let traces = otlp::traces(otlp::service("parquet-test"), spans);
     let records = LINES
         .iter()
         .enumerate()
         .map(|(i, line)| LogRecord {
-            time_unix_nano: at + i as u64,
-            body: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(line.to_string())),
-            }),
             trace_id: if i == 0 { trace_id(TRACES[0]) } else { vec![] },
-            ..Default::default()
+            ..otlp::log_line(at + i as u64, line)
         })
         .collect();
-    let logs = ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: resource(),
-            scope_logs: vec![ScopeLogs {
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let logs = otlp::logs(otlp::service("parquet-test"), records);
     let ct = [("Content-Type", "application/x-protobuf")];
     assert_eq!(
         s.post_otlp("traces", traces.encode_to_vec(), &ct).status(),
@@ -159,17 +120,15 @@ fn check_apis(s: &Seam, at: u64) {
     );
     let (code, body) = s.get_json(&format!("{path}&direction=forward"), None);
     assert_eq!(code, 200, "{body}");
-    let mut got: Vec<(String, String)> = Vec::new();
-    for stream in body["data"]["result"].as_array().unwrap() {
-        for v in stream["values"].as_array().unwrap() {
-            got.push((v[0].as_str().unwrap().into(), v[1].as_str().unwrap().into()));
-        }
-    }
+    let mut got: Vec<(i64, String)> = loki_streams(&body)
+        .into_iter()
+        .flat_map(|(_, values)| values)
+        .collect();
     got.sort();
-    let want: Vec<(String, String)> = LINES
+    let want: Vec<(i64, String)> = LINES
         .iter()
         .enumerate()
-        .map(|(i, l)| ((at + i as u64).to_string(), l.to_string()))
+        .map(|(i, l)| ((at + i as u64) as i64, l.to_string()))
         .collect();
     assert_eq!(got, want);
 }

@@ -8,18 +8,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{eventually, Seam};
+use common::codec::hex;
+use common::otlp::post_status as post;
+use common::read::{span_count, stream_lines};
+use common::{eventually, now_ns, otlp, write_config, Seam};
 use prost::Message;
 use rand::Rng;
-use seam_model::attributes::string_kv;
-use seam_model::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use seam_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use seam_model::otlp::common::v1::{any_value, AnyValue};
-use seam_model::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use seam_model::otlp::resource::v1::Resource;
-use seam_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 /// No flush by size or age during the tests: what reaches segments got there at shutdown.
 const NO_FLUSH: &str = "storage:\n  flush_size: 512MiB\n  flush_age: 1h\n";
@@ -28,158 +24,15 @@ const LINES_PER_BATCH: usize = 10;
 const WRITERS: usize = 4;
 const MAX_REQUESTS_PER_WRITER: usize = 2000;
 
-/// `tempopb.Trace`, what `/api/traces/{id}` answers with `Accept: application/protobuf`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct TempoTrace {
-    #[prost(message, repeated, tag = "1")]
-    resource_spans: Vec<ResourceSpans>,
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn config(dir: &Path) -> PathBuf {
-    let p = dir.join("seam.yaml");
-    std::fs::write(&p, NO_FLUSH).unwrap();
-    p
-}
-
 fn trace_body(trace_id: [u8; 16]) -> Vec<u8> {
-    let t = now_ns() as u64;
-    let spans = (0..SPANS_PER_TRACE)
-        .map(|i| Span {
-            trace_id: trace_id.to_vec(),
-            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
-            name: format!("op-{i}"),
-            start_time_unix_nano: t,
-            end_time_unix_nano: t + 1000,
-            ..Default::default()
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_kv("service.name", "restart-test")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    let spans = otlp::numbered_spans(&trace_id, SPANS_PER_TRACE, now_ns(), |i| format!("op-{i}"));
+    otlp::traces(otlp::service("restart-test"), spans).encode_to_vec()
 }
 
 fn log_body(stream: &str, lines: &[String]) -> Vec<u8> {
-    let t = now_ns() as u64;
-    let log_records = lines
-        .iter()
-        .map(|l| LogRecord {
-            time_unix_nano: t,
-            body: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(l.clone())),
-            }),
-            ..Default::default()
-        })
-        .collect();
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: Some(Resource {
-                attributes: vec![
-                    string_kv("service.name", "restart-test"),
-                    string_kv("service.instance.id", stream),
-                ],
-                ..Default::default()
-            }),
-            scope_logs: vec![ScopeLogs {
-                log_records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
-}
-
-fn post(client: &reqwest::blocking::Client, url: String, body: Vec<u8>) -> Result<u16, String> {
-    client
-        .post(url)
-        .header("Content-Type", "application/x-protobuf")
-        .body(body)
-        .send()
-        .map(|r| r.status().as_u16())
-        .map_err(|e| {
-            let mut m = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                m = format!("{m}: {s}");
-                src = s.source();
-            }
-            m
-        })
-}
-
-/// Spans of a trace as the Tempo API returns them (0 when not found).
-fn span_count(s: &Seam, trace_id: &[u8; 16]) -> usize {
-    let r = common::client()
-        .get(format!("{}/api/traces/{}", s.api, hex(trace_id)))
-        .header("Accept", "application/protobuf")
-        .send()
-        .expect("GET trace");
-    if r.status() == 404 {
-        return 0;
-    }
-    assert_eq!(r.status(), 200);
-    let t = TempoTrace::decode(r.bytes().unwrap()).unwrap();
-    t.resource_spans
-        .iter()
-        .flat_map(|rs| &rs.scope_spans)
-        .map(|ss| ss.spans.len())
-        .sum()
-}
-
-/// Lines of one log stream, as Loki's `query_range` returns them.
-fn log_lines(s: &Seam, stream: &str, since_ns: i64) -> Vec<String> {
-    let q = format!("{{service_instance_id=\"{stream}\"}}");
-    let (start, end) = (
-        since_ns.to_string(),
-        (now_ns() + 60_000_000_000).to_string(),
-    );
-    let r = common::client()
-        .get(format!("{}/loki/api/v1/query_range", s.api))
-        .query(&[
-            ("query", q.as_str()),
-            ("start", start.as_str()),
-            ("end", end.as_str()),
-            ("limit", "5000"),
-        ])
-        .send()
-        .expect("query_range");
-    assert_eq!(r.status(), 200);
-    let v: serde_json::Value = r.json().unwrap();
-    let mut out = Vec::new();
-    for st in v["data"]["result"].as_array().unwrap() {
-        for e in st["values"].as_array().unwrap() {
-            out.push(e[1].as_str().unwrap().to_string());
-        }
-    }
-    out
-}
-
-fn ready(s: &Seam) -> serde_json::Value {
-    let (code, body) = s.get_json("/ready", None);
-    assert_eq!(code, 200, "{body}");
-    body
+    let t = now_ns();
+    let records = lines.iter().map(|l| otlp::log_line(t, l)).collect();
+    otlp::logs(otlp::stream("restart-test", stream), records).encode_to_vec()
 }
 
 /// Acknowledged writes of one writer thread.
@@ -196,7 +49,7 @@ fn sigterm_under_load_keeps_every_ack_and_leaves_nothing_to_replay() {
     let dir = tempfile::tempdir().unwrap();
     let since = now_ns() - 60_000_000_000;
     let data = dir.path().join("data");
-    let cfg = config(dir.path());
+    let cfg = write_config(dir.path(), NO_FLUSH);
     let flags = ["--config", cfg.to_str().unwrap()];
     let mut s = Seam::start(&data, &flags);
     let stop = Arc::new(AtomicBool::new(false));
@@ -213,14 +66,8 @@ fn sigterm_under_load_keeps_every_ack_and_leaves_nothing_to_replay() {
                         return;
                     }
                     let r = if req % 4 == 3 {
-                        let lines: Vec<String> = (0..LINES_PER_BATCH)
-                            .map(|i| format!("{stream} r{req} l{i}"))
-                            .collect();
-                        let r = post(
-                            &client,
-                            format!("{otlp}/v1/logs"),
-                            log_body(&stream, &lines),
-                        );
+                        let lines = otlp::batch_lines(&stream, req, LINES_PER_BATCH);
+                        let r = post(&client, &otlp, "logs", log_body(&stream, &lines));
                         if r == Ok(200) {
                             let mut a = acked.lock().unwrap();
                             a.lines.entry(stream.clone()).or_default().extend(lines);
@@ -228,7 +75,7 @@ fn sigterm_under_load_keeps_every_ack_and_leaves_nothing_to_replay() {
                         r
                     } else {
                         let id: [u8; 16] = rng.random();
-                        let r = post(&client, format!("{otlp}/v1/traces"), trace_body(id));
+                        let r = post(&client, &otlp, "traces", trace_body(id));
                         if r == Ok(200) {
                             acked.lock().unwrap().traces.push(id);
                         }
@@ -252,7 +99,7 @@ fn sigterm_under_load_keeps_every_ack_and_leaves_nothing_to_replay() {
         (acked.lock().unwrap().traces.len() >= 100).then_some(())
     })
     .expect("load did not get going");
-    let before = ready(&s);
+    let before = s.ready();
     assert_eq!(before["components"]["store"]["segments"], 0, "{before}");
     assert!(
         before["components"]["store"]["head_bytes"]
@@ -287,7 +134,7 @@ fn sigterm_under_load_keeps_every_ack_and_leaves_nothing_to_replay() {
     );
 
     let s = Seam::start(&data, &flags);
-    let r = ready(&s);
+    let r = s.ready();
     assert_eq!(r["components"]["wal"]["replayed_records"], 0, "{r}");
     assert!(
         r["components"]["store"]["segments"].as_u64().unwrap() >= 2,
@@ -297,7 +144,8 @@ fn sigterm_under_load_keeps_every_ack_and_leaves_nothing_to_replay() {
         assert_eq!(span_count(&s, id), SPANS_PER_TRACE, "trace {}", hex(id));
     }
     for (stream, want) in &a.lines {
-        let got = log_lines(&s, stream, since);
+        // Backward is Loki's default direction.
+        let got = stream_lines(&s, stream, since, "backward");
         let got: std::collections::HashSet<&String> = got.iter().collect();
         let missing = want.iter().filter(|l| !got.contains(l)).count();
         assert_eq!(missing, 0, "stream {stream}: {missing} acked lines missing");
@@ -338,11 +186,7 @@ fn write_traces(s: &Seam, n: usize) -> Vec<[u8; 16]> {
         .map(|_| {
             let id: [u8; 16] = rng.random();
             assert_eq!(
-                post(
-                    &client,
-                    format!("{}/v1/traces", s.otlp_http),
-                    trace_body(id)
-                ),
+                post(&client, &s.otlp_http, "traces", trace_body(id)),
                 Ok(200)
             );
             id
@@ -361,7 +205,7 @@ fn damaged_tail(damage: Damage) {
     const N: usize = 25;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cfg = config(dir.path());
+    let cfg = write_config(dir.path(), NO_FLUSH);
     let flags = ["--config", cfg.to_str().unwrap()];
     let mut s = Seam::start(&data, &flags);
     let ids = write_traces(&s, N);
@@ -401,7 +245,7 @@ fn damaged_tail(damage: Damage) {
         "{}",
         warnings[0]
     );
-    let r = ready(&s);
+    let r = s.ready();
     assert_eq!(
         r["components"]["wal"]["replayed_records"], survivors as u64,
         "{r}"
@@ -420,7 +264,7 @@ fn damaged_tail(damage: Damage) {
     let s = Seam::start(&data, &flags);
     assert_eq!(truncation_warnings(&s).len(), 0, "log:\n{}", s.log_text());
     assert_eq!(
-        ready(&s)["components"]["wal"]["replayed_records"],
+        s.ready()["components"]["wal"]["replayed_records"],
         (survivors + 5) as u64
     );
     for id in ids[..survivors].iter().chain(&more) {

@@ -4,21 +4,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::Seam;
+use common::codec::{enc, hex};
+use common::{now_ns, otlp, Seam};
 use prost::Message;
 use seam_model::attributes::string_kv;
-use seam_model::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use seam_model::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use seam_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use seam_model::otlp::common::v1::{any_value, AnyValue, KeyValue};
-use seam_model::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use seam_model::otlp::metrics::v1::{
-    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
-};
-use seam_model::otlp::resource::v1::Resource;
-use seam_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use seam_model::otlp::logs::v1::LogRecord;
+use seam_model::otlp::metrics::v1::{metric, number_data_point, Gauge, Metric, NumberDataPoint};
+use seam_model::otlp::trace::v1::Span;
 use serde_json::{json, Value};
 
 /// One tenant's writes: its header, trace id, service, log line, gauge value and own label.
@@ -37,7 +31,7 @@ impl T {
         format!("hello from {}", self.name)
     }
     fn hex_trace(&self) -> String {
-        self.trace_id.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.trace_id)
     }
     /// A label only this tenant's data has (a stream label for Loki, an attribute for metrics).
     fn own_label(&self) -> String {
@@ -66,90 +60,53 @@ const TENANTS: [T; 3] = [
     },
 ];
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-fn resource(t: &T) -> Option<Resource> {
-    Some(Resource {
-        attributes: vec![
-            string_kv("service.name", &t.service()),
-            // A default Loki stream label, set per tenant.
-            string_kv("k8s.namespace.name", &format!("ns-{}", t.name)),
-        ],
-        ..Default::default()
-    })
+fn resource(t: &T) -> Vec<KeyValue> {
+    vec![
+        string_kv("service.name", &t.service()),
+        // A default Loki stream label, set per tenant.
+        string_kv("k8s.namespace.name", &format!("ns-{}", t.name)),
+    ]
 }
 
 fn write(s: &Seam, t: &T, at: u64) {
     let headers: Vec<(&str, &str)> = t.header.map(|h| ("X-Scope-OrgID", h)).into_iter().collect();
     let mut headers = headers;
     headers.push(("Content-Type", "application/x-protobuf"));
-    let traces = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: resource(t),
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span {
-                    trace_id: t.trace_id.to_vec(),
-                    span_id: vec![0x11; 8],
-                    name: format!("span-{}", t.name),
-                    kind: 2,
-                    start_time_unix_nano: at,
-                    end_time_unix_nano: at + 1000,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+    let span = Span {
+        kind: 2,
+        ..otlp::span(
+            &t.trace_id,
+            &[0x11; 8],
+            format!("span-{}", t.name),
+            at,
+            at + 1000,
+        )
     };
-    let logs = ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: resource(t),
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![LogRecord {
-                    time_unix_nano: at,
-                    body: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue(t.line())),
+    let traces = otlp::traces(resource(t), vec![span]);
+    let record = LogRecord {
+        trace_id: t.trace_id.to_vec(),
+        ..otlp::log_line(at, &t.line())
+    };
+    let logs = otlp::logs(resource(t), vec![record]);
+    let probe = Metric {
+        name: "tenant_probe".into(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint {
+                time_unix_nano: at,
+                value: Some(number_data_point::Value::AsDouble(t.value)),
+                attributes: vec![KeyValue {
+                    key: t.own_label(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::BoolValue(true)),
                     }),
-                    trace_id: t.trace_id.to_vec(),
                     ..Default::default()
                 }],
                 ..Default::default()
             }],
-            ..Default::default()
-        }],
+        })),
+        ..Default::default()
     };
-    let metrics = ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: resource(t),
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: "tenant_probe".into(),
-                    data: Some(metric::Data::Gauge(Gauge {
-                        data_points: vec![NumberDataPoint {
-                            time_unix_nano: at,
-                            value: Some(number_data_point::Value::AsDouble(t.value)),
-                            attributes: vec![KeyValue {
-                                key: t.own_label(),
-                                value: Some(AnyValue {
-                                    value: Some(any_value::Value::BoolValue(true)),
-                                }),
-                                ..Default::default()
-                            }],
-                            ..Default::default()
-                        }],
-                    })),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let metrics = otlp::metrics(resource(t), vec![probe]);
     for (signal, body) in [
         ("traces", traces.encode_to_vec()),
         ("logs", logs.encode_to_vec()),
@@ -165,17 +122,6 @@ fn strings(v: &Value) -> BTreeSet<String> {
         .unwrap_or_else(|| panic!("an array: {v}"))
         .iter()
         .map(|s| s.as_str().unwrap().to_string())
-        .collect()
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
         .collect()
 }
 

@@ -1,13 +1,20 @@
 //! Shared harness for the integration tests: start the real `seam` binary on ephemeral loopback
 //! ports with a temp data dir, wait on its readiness probe, and talk to it over HTTP.
+//!
+//! Submodules: `codec` (hex, base64, percent-encoding), `otlp` (request builders and posting),
+//! `read` (readbacks of traces and log lines).
 #![allow(dead_code)]
+
+pub mod codec;
+pub mod otlp;
+pub mod read;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A running `seam serve` process.
 pub struct Seam {
@@ -115,6 +122,21 @@ impl Seam {
         }
     }
 
+    /// `/ready`, which must answer 200.
+    pub fn ready(&self) -> serde_json::Value {
+        let (code, body) = self.get_json("/ready", None);
+        assert_eq!(code, 200, "{body}");
+        body
+    }
+
+    /// `VmHWM` (peak resident set) of the process, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kb * 1024
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
@@ -184,10 +206,30 @@ impl Drop for Seam {
 
 /// A blocking HTTP client with generous timeouts.
 pub fn client() -> reqwest::blocking::Client {
+    client_with_timeout(Duration::from_secs(60))
+}
+
+/// A blocking HTTP client whose requests time out after `timeout`.
+pub fn client_with_timeout(timeout: Duration) -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
+        .timeout(timeout)
         .build()
         .unwrap()
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// Writes `yaml` to `<dir>/seam.yaml` and returns its path (for `--config`).
+pub fn write_config(dir: &Path, yaml: &str) -> PathBuf {
+    let p = dir.join("seam.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    p
 }
 
 /// A repository test fixture.
