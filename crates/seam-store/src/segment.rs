@@ -142,7 +142,7 @@ pub fn write(
     let keys = sorted_keys(signal, batches);
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid zstd level"),
+            ZstdLevel::try_new(1).expect("valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     if signal == Signal::Traces || signal == Signal::Logs {
