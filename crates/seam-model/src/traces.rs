@@ -2,6 +2,71 @@
 
 use crate::attributes::find_str;
 use crate::otlp::trace::v1::ResourceSpans;
+use crate::{SpanId, TraceId};
+
+/// Attribute that marks a span Seam made rather than received (bridge spans).
+pub const SYNTHETIC_ATTR: &str = "synthetic";
+/// Attribute of a bridge span naming the downstream trace it joins (hex).
+pub const BRIDGE_DOWNSTREAM_ATTR: &str = "correlation.downstream_trace_id";
+/// Attribute every span of a stitched trace carries: the trace id it was stored under (hex).
+pub const ORIGINAL_TRACE_ID_ATTR: &str = "seam.original_trace_id";
+
+/// A bridge between two traces, as recorded by a bridge span: the span sits in the upstream trace
+/// and links to the downstream trace's root span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TraceEdge {
+    /// The trace holding the bridge span.
+    pub upstream: TraceId,
+    /// The bridge span's id.
+    pub bridge_span: SpanId,
+    /// The trace the bridge joins.
+    pub downstream: TraceId,
+    /// The downstream root span the bridge links to.
+    pub downstream_root: SpanId,
+}
+
+/// The bridges recorded by the spans of a batch: spans marked synthetic with a downstream trace
+/// id attribute and a span link to the downstream root.
+pub fn bridge_edges(rs: &[ResourceSpans]) -> Vec<TraceEdge> {
+    let mut out = Vec::new();
+    for span in rs
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+    {
+        let Some(downstream) = find_str(&span.attributes, BRIDGE_DOWNSTREAM_ATTR) else {
+            continue;
+        };
+        let synthetic =
+            crate::attributes::find(&span.attributes, SYNTHETIC_ATTR).is_some_and(|v| {
+                matches!(
+                    v.value,
+                    Some(crate::otlp::common::v1::any_value::Value::BoolValue(true))
+                ) || crate::attributes::to_text(v) == "true"
+            });
+        let (Ok(downstream), Ok(upstream), Ok(bridge_span)) = (
+            TraceId::from_hex(downstream),
+            TraceId::from_slice(&span.trace_id),
+            SpanId::from_slice(&span.span_id),
+        ) else {
+            continue;
+        };
+        let root = span
+            .links
+            .iter()
+            .find(|l| l.trace_id == downstream.0)
+            .and_then(|l| SpanId::from_slice(&l.span_id).ok());
+        if let (true, Some(downstream_root)) = (synthetic, root) {
+            out.push(TraceEdge {
+                upstream,
+                bridge_span,
+                downstream,
+                downstream_root,
+            });
+        }
+    }
+    out
+}
 
 /// The number of spans in a batch.
 pub fn span_count(rs: &[ResourceSpans]) -> usize {

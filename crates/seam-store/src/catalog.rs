@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use seam_model::{Labels, Signal, Tenant, TraceId};
+use seam_model::traces::TraceEdge;
+use seam_model::{Labels, Signal, SpanId, Tenant, TraceId};
 
 use crate::StoreError;
 
@@ -55,8 +56,13 @@ pub struct SeriesEntry {
 
 /// Everything one flush commits at once.
 pub struct FlushCommit {
-    /// New segments with their index rows and series.
-    pub segments: Vec<(SegmentMeta, Vec<TraceIndexEntry>, Vec<SeriesEntry>)>,
+    /// New segments with their index rows, series and bridge edges.
+    pub segments: Vec<(
+        SegmentMeta,
+        Vec<TraceIndexEntry>,
+        Vec<SeriesEntry>,
+        Vec<TraceEdge>,
+    )>,
     /// From which WAL segment replay must start after this commit.
     pub replay_from_wal_segment: u64,
 }
@@ -111,7 +117,12 @@ impl Catalog {
              CREATE TABLE IF NOT EXISTS series (
                  tenant TEXT NOT NULL, signal INTEGER NOT NULL, id INTEGER NOT NULL,
                  labels TEXT NOT NULL, min_time INTEGER NOT NULL, max_time INTEGER NOT NULL,
-                 PRIMARY KEY (tenant, signal, id)) WITHOUT ROWID;",
+                 PRIMARY KEY (tenant, signal, id)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS trace_edges (
+                 tenant TEXT NOT NULL, upstream BLOB NOT NULL, bridge_span BLOB NOT NULL,
+                 downstream BLOB NOT NULL, downstream_root BLOB NOT NULL,
+                 PRIMARY KEY (tenant, upstream, bridge_span)) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS trace_edges_by_downstream ON trace_edges (tenant, downstream);",
         )
         .map_err(db_err)?;
         Ok(Catalog { conn, path })
@@ -210,6 +221,49 @@ impl Catalog {
         rows.collect::<Result<_, _>>().map_err(db_err)
     }
 
+    /// The bridges touching a trace, as upstream or as downstream.
+    pub fn trace_edges(
+        &self,
+        tenant: &Tenant,
+        trace_id: &TraceId,
+    ) -> Result<Vec<TraceEdge>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT upstream, bridge_span, downstream, downstream_root FROM trace_edges
+                 WHERE tenant=?1 AND (upstream=?2 OR downstream=?2)",
+            )
+            .map_err(db_err)?;
+        let rows = st
+            .query_map(params![tenant.as_str(), &trace_id.0[..]], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            })
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (u, b, d, r) = row.map_err(db_err)?;
+            if let (Ok(upstream), Ok(bridge_span), Ok(downstream), Ok(downstream_root)) = (
+                TraceId::from_slice(&u),
+                SpanId::from_slice(&b),
+                TraceId::from_slice(&d),
+                SpanId::from_slice(&r),
+            ) {
+                out.push(TraceEdge {
+                    upstream,
+                    bridge_span,
+                    downstream,
+                    downstream_root,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Every stream or series of a signal, for all tenants.
     pub fn all_series(&self, signal: Signal) -> Result<Vec<(Tenant, SeriesEntry)>, StoreError> {
         let mut st = self
@@ -274,7 +328,23 @@ impl Catalog {
                        min_time = min(min_time, excluded.min_time), max_time = max(max_time, excluded.max_time)",
                 )
                 .map_err(db_err)?;
-            for (m, traces, series) in &c.segments {
+            let mut edge = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO trace_edges (tenant, upstream, bridge_span, downstream, downstream_root)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(db_err)?;
+            for (m, traces, series, edges) in &c.segments {
+                for e in edges {
+                    edge.execute(params![
+                        m.tenant.as_str(),
+                        &e.upstream.0[..],
+                        &e.bridge_span.0[..],
+                        &e.downstream.0[..],
+                        &e.downstream_root.0[..]
+                    ])
+                    .map_err(db_err)?;
+                }
                 seg.execute(params![
                     m.id,
                     m.tenant.as_str(),

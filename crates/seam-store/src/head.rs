@@ -30,6 +30,8 @@ pub struct HeadPart {
     pub chunks: Vec<HeadChunk>,
     /// For spans: which chunks hold each trace.
     pub trace_chunks: HashMap<TraceId, Vec<u32>>,
+    /// Bridges recorded by bridge spans in this head.
+    pub edges: Vec<seam_model::traces::TraceEdge>,
     /// Memory held against the budget.
     pub reservations: Vec<Reservation>,
     /// Bytes of Arrow memory held.
@@ -47,6 +49,7 @@ impl HeadPart {
             signal,
             chunks: Vec::new(),
             trace_chunks: HashMap::new(),
+            edges: Vec::new(),
             reservations: Vec::new(),
             bytes: 0,
             rows: 0,

@@ -115,6 +115,37 @@ impl Store {
         Ok(assemble_trace(&batches))
     }
 
+    /// The bridges touching a trace (as upstream or downstream), from the head and the catalog,
+    /// without duplicates. Blocking.
+    pub fn trace_edges(
+        &self,
+        tenant: &Tenant,
+        trace_id: &TraceId,
+    ) -> Result<Vec<seam_model::traces::TraceEdge>, StoreError> {
+        let mut out: Vec<seam_model::traces::TraceEdge> = {
+            let st = self.inner.state.read();
+            let heads = st
+                .active
+                .get(&(tenant.clone(), Signal::Traces))
+                .into_iter()
+                .chain(
+                    st.frozen
+                        .iter()
+                        .filter(|(t, s, _)| t == tenant && *s == Signal::Traces)
+                        .map(|(_, _, p)| p.as_ref()),
+                );
+            heads
+                .flat_map(|p| p.edges.iter())
+                .filter(|e| e.upstream == *trace_id || e.downstream == *trace_id)
+                .copied()
+                .collect()
+        };
+        out.extend(self.inner.catalog.lock().trace_edges(tenant, trace_id)?);
+        let mut seen = HashSet::new();
+        out.retain(|e| seen.insert((e.upstream, e.bridge_span)));
+        Ok(out)
+    }
+
     /// Streams (logs) or series (metrics) of a tenant matching every matcher, with data in
     /// `[start_ns, end_ns]`, sorted by id.
     pub fn select_series(

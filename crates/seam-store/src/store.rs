@@ -139,6 +139,7 @@ struct Prepared {
     signal: Signal,
     chunk: HeadChunk,
     trace_ids: Vec<TraceId>,
+    edges: Vec<seam_model::traces::TraceEdge>,
     series: Vec<(u64, Labels, i64, i64)>,
 }
 
@@ -175,12 +176,17 @@ fn prepare(batch: &Batch) -> Prepared {
             })
             .collect(),
     };
+    let edges = match batch {
+        Batch::Traces(rs) => seam_model::traces::bridge_edges(rs),
+        _ => Vec::new(),
+    };
     let signal = batch.signal();
     let (chunk, trace_ids) = prepare_chunk(signal, rb, summary);
     Prepared {
         signal,
         chunk,
         trace_ids,
+        edges,
         series,
     }
 }
@@ -485,10 +491,12 @@ fn apply(st: &mut State, tenant: &Tenant, p: Prepared, reservation: Reservation)
             .or_default()
             .insert(*id, labels, *lo, *hi);
     }
-    st.active
+    let part = st
+        .active
         .entry((tenant.clone(), p.signal))
-        .or_insert_with(|| HeadPart::new(p.signal))
-        .push(p.chunk, p.trace_ids, reservation);
+        .or_insert_with(|| HeadPart::new(p.signal));
+    part.edges.extend(p.edges);
+    part.push(p.chunk, p.trace_ids, reservation);
 }
 
 fn segment_rel_path(tenant: &Tenant, signal: Signal, id: i64) -> String {
@@ -528,10 +536,12 @@ fn write_segments(
             rows: w.rows as i64,
             bytes: w.bytes as i64,
         };
-        commit.segments.push((meta, w.traces, w.series));
+        commit
+            .segments
+            .push((meta, w.traces, w.series, part.edges.clone()));
     }
     inner.catalog.lock().commit_flush(&commit)?;
-    Ok(commit.segments.into_iter().map(|(m, _, _)| m).collect())
+    Ok(commit.segments.into_iter().map(|(m, ..)| m).collect())
 }
 
 /// Deletes temp files and segment files that no catalog row names: what a crash mid-flush leaves.

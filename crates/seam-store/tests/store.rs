@@ -200,3 +200,62 @@ async fn refuses_when_memory_budget_is_exhausted() {
     );
     store.append(&t, spans(1, 1, "svc")).await.unwrap();
 }
+
+fn bridge(upstream: u8, downstream: u8) -> Batch {
+    use seam_model::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
+    use seam_model::otlp::trace::v1::span::Link;
+    let Batch::Traces(mut rs) = spans(upstream, 1, "seam-correlator") else {
+        unreachable!()
+    };
+    let span = &mut rs[0].scope_spans[0].spans[0];
+    span.span_id = vec![0xbb; 8];
+    span.name = "a_to_b_bridge".into();
+    span.attributes = vec![
+        KeyValue {
+            key: "synthetic".into(),
+            value: Some(AnyValue {
+                value: Some(Value::BoolValue(true)),
+            }),
+            ..Default::default()
+        },
+        string_kv(
+            "correlation.downstream_trace_id",
+            &TraceId([downstream; 16]).to_hex(),
+        ),
+    ];
+    span.links = vec![Link {
+        trace_id: vec![downstream; 16],
+        span_id: vec![1; 8],
+        ..Default::default()
+    }];
+    Batch::Traces(rs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_edges_are_indexed_in_head_and_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tenant::default();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    store.append(&t, bridge(1, 2)).await.unwrap();
+    let from_head = store.trace_edges(&t, &TraceId([2; 16])).unwrap();
+    assert_eq!(from_head.len(), 1);
+    assert_eq!(from_head[0].upstream, TraceId([1; 16]));
+    assert_eq!(from_head[0].downstream_root.0, [1; 8]);
+    store.flush().await.unwrap();
+    store.append(&t, bridge(2, 3)).await.unwrap();
+    // Trace 2 is downstream of one flushed bridge and upstream of one in the head.
+    let both = store.trace_edges(&t, &TraceId([2; 16])).unwrap();
+    assert_eq!(both.len(), 2);
+    assert!(store
+        .trace_edges(&Tenant::new("other").unwrap(), &TraceId([2; 16]))
+        .unwrap()
+        .is_empty());
+    store.shutdown().await.unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    assert_eq!(
+        store.trace_edges(&t, &TraceId([2; 16])).unwrap().len(),
+        2,
+        "edges survive restart"
+    );
+    assert!(store.trace_edges(&t, &TraceId([9; 16])).unwrap().is_empty());
+}
