@@ -1,71 +1,79 @@
 //! Span batches as OTLP groups them, and the per-span validation every receiver applies.
 
 use crate::attributes::find_str;
-use crate::otlp::trace::v1::ResourceSpans;
+use crate::otlp::common::v1::any_value::Value;
+use crate::otlp::trace::v1::{ResourceSpans, Span};
 use crate::{SpanId, TraceId};
 
 /// Attribute that marks a span Seam made rather than received (bridge spans).
 pub const SYNTHETIC_ATTR: &str = "synthetic";
 /// Attribute of a bridge span naming the downstream trace it joins (hex).
 pub const BRIDGE_DOWNSTREAM_ATTR: &str = "correlation.downstream_trace_id";
+/// Attribute of a bridge span holding the link's confidence (a double).
+pub const BRIDGE_CONFIDENCE_ATTR: &str = "correlation.confidence";
 /// Attribute every span of a stitched trace carries: the trace id it was stored under (hex).
 pub const ORIGINAL_TRACE_ID_ATTR: &str = "seam.original_trace_id";
 
 /// A bridge between two traces, as recorded by a bridge span: the span sits in the upstream trace
 /// and links to the downstream trace's root span.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TraceEdge {
     /// The trace holding the bridge span.
     pub upstream: TraceId,
     /// The bridge span's id.
-    pub bridge_span: SpanId,
+    pub bridge_span_id: SpanId,
     /// The trace the bridge joins.
     pub downstream: TraceId,
     /// The downstream root span the bridge links to.
-    pub downstream_root: SpanId,
+    pub downstream_root_span_id: SpanId,
+    /// The link's confidence (chooses among several bridges into one trace).
+    pub confidence: f64,
 }
 
-/// The bridges recorded by the spans of a batch: spans marked synthetic with a downstream trace
-/// id attribute and a span link to the downstream root.
+/// True for a span Seam made (`synthetic=true`, as a boolean or the string "true").
+pub fn is_synthetic(span: &Span) -> bool {
+    span.attributes.iter().any(|kv| {
+        kv.key == SYNTHETIC_ATTR
+            && match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::BoolValue(b)) => *b,
+                Some(Value::StringValue(s)) => s == "true",
+                _ => false,
+            }
+    })
+}
+
+impl TraceEdge {
+    /// The edge a stored span makes, if it is a bridge: synthetic, with a span link to the
+    /// downstream root and a `correlation.confidence`.
+    pub fn from_span(s: &Span) -> Option<TraceEdge> {
+        if !is_synthetic(s) {
+            return None;
+        }
+        let l = s.links.first()?;
+        let confidence = match crate::attributes::find(&s.attributes, BRIDGE_CONFIDENCE_ATTR)?
+            .value
+            .as_ref()?
+        {
+            Value::DoubleValue(d) => *d,
+            _ => return None,
+        };
+        Some(TraceEdge {
+            upstream: TraceId::from_slice(&s.trace_id).ok()?,
+            bridge_span_id: SpanId::from_slice(&s.span_id).ok()?,
+            downstream: TraceId::from_slice(&l.trace_id).ok()?,
+            downstream_root_span_id: SpanId::from_slice(&l.span_id).ok()?,
+            confidence,
+        })
+    }
+}
+
+/// The bridges recorded by the spans of a batch.
 pub fn bridge_edges(rs: &[ResourceSpans]) -> Vec<TraceEdge> {
-    let mut out = Vec::new();
-    for span in rs
-        .iter()
+    rs.iter()
         .flat_map(|r| &r.scope_spans)
         .flat_map(|s| &s.spans)
-    {
-        let Some(downstream) = find_str(&span.attributes, BRIDGE_DOWNSTREAM_ATTR) else {
-            continue;
-        };
-        let synthetic =
-            crate::attributes::find(&span.attributes, SYNTHETIC_ATTR).is_some_and(|v| {
-                matches!(
-                    v.value,
-                    Some(crate::otlp::common::v1::any_value::Value::BoolValue(true))
-                ) || crate::attributes::to_text(v) == "true"
-            });
-        let (Ok(downstream), Ok(upstream), Ok(bridge_span)) = (
-            TraceId::from_hex(downstream),
-            TraceId::from_slice(&span.trace_id),
-            SpanId::from_slice(&span.span_id),
-        ) else {
-            continue;
-        };
-        let root = span
-            .links
-            .iter()
-            .find(|l| l.trace_id == downstream.0)
-            .and_then(|l| SpanId::from_slice(&l.span_id).ok());
-        if let (true, Some(downstream_root)) = (synthetic, root) {
-            out.push(TraceEdge {
-                upstream,
-                bridge_span,
-                downstream,
-                downstream_root,
-            });
-        }
-    }
-    out
+        .filter_map(TraceEdge::from_span)
+        .collect()
 }
 
 /// The number of spans in a batch.

@@ -49,7 +49,7 @@ fn labels(extra: &[(&'static str, &'static str)]) -> Labels {
 
 #[test]
 fn python_sdk_requests() {
-    let mut conv = PromConverter::new(1000);
+    let conv = PromConverter::new(1000);
     for (file, time_ms) in [
         ("http_metrics.bin", 1_795_334_888_573),
         ("http_metrics.1.bin", 1_795_334_888_578),

@@ -120,7 +120,7 @@ impl Catalog {
                  PRIMARY KEY (tenant, signal, id)) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS trace_edges (
                  tenant TEXT NOT NULL, upstream BLOB NOT NULL, bridge_span BLOB NOT NULL,
-                 downstream BLOB NOT NULL, downstream_root BLOB NOT NULL,
+                 downstream BLOB NOT NULL, downstream_root BLOB NOT NULL, confidence REAL NOT NULL,
                  PRIMARY KEY (tenant, upstream, bridge_span)) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS trace_edges_by_downstream ON trace_edges (tenant, downstream);",
         )
@@ -230,7 +230,7 @@ impl Catalog {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT upstream, bridge_span, downstream, downstream_root FROM trace_edges
+                "SELECT upstream, bridge_span, downstream, downstream_root, confidence FROM trace_edges
                  WHERE tenant=?1 AND (upstream=?2 OR downstream=?2)",
             )
             .map_err(db_err)?;
@@ -241,13 +241,14 @@ impl Catalog {
                     r.get::<_, Vec<u8>>(1)?,
                     r.get::<_, Vec<u8>>(2)?,
                     r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, f64>(4)?,
                 ))
             })
             .map_err(db_err)?;
         let mut out = Vec::new();
         for row in rows {
-            let (u, b, d, r) = row.map_err(db_err)?;
-            if let (Ok(upstream), Ok(bridge_span), Ok(downstream), Ok(downstream_root)) = (
+            let (u, b, d, r, confidence) = row.map_err(db_err)?;
+            if let (Ok(upstream), Ok(bridge_span_id), Ok(downstream), Ok(downstream_root_span_id)) = (
                 TraceId::from_slice(&u),
                 SpanId::from_slice(&b),
                 TraceId::from_slice(&d),
@@ -255,9 +256,10 @@ impl Catalog {
             ) {
                 out.push(TraceEdge {
                     upstream,
-                    bridge_span,
+                    bridge_span_id,
                     downstream,
-                    downstream_root,
+                    downstream_root_span_id,
+                    confidence,
                 });
             }
         }
@@ -330,8 +332,8 @@ impl Catalog {
                 .map_err(db_err)?;
             let mut edge = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO trace_edges (tenant, upstream, bridge_span, downstream, downstream_root)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR IGNORE INTO trace_edges (tenant, upstream, bridge_span, downstream, downstream_root, confidence)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(db_err)?;
             for (m, traces, series, edges) in &c.segments {
@@ -339,9 +341,10 @@ impl Catalog {
                     edge.execute(params![
                         m.tenant.as_str(),
                         &e.upstream.0[..],
-                        &e.bridge_span.0[..],
+                        &e.bridge_span_id.0[..],
                         &e.downstream.0[..],
-                        &e.downstream_root.0[..]
+                        &e.downstream_root_span_id.0[..],
+                        e.confidence
                     ])
                     .map_err(db_err)?;
                 }

@@ -142,7 +142,7 @@ impl Store {
         };
         out.extend(self.inner.catalog.lock().trace_edges(tenant, trace_id)?);
         let mut seen = HashSet::new();
-        out.retain(|e| seen.insert((e.upstream, e.bridge_span)));
+        out.retain(|e| seen.insert((e.upstream, e.bridge_span_id)));
         Ok(out)
     }
 

@@ -222,6 +222,13 @@ fn bridge(upstream: u8, downstream: u8) -> Batch {
             "correlation.downstream_trace_id",
             &TraceId([downstream; 16]).to_hex(),
         ),
+        KeyValue {
+            key: "correlation.confidence".into(),
+            value: Some(AnyValue {
+                value: Some(Value::DoubleValue(0.9)),
+            }),
+            ..Default::default()
+        },
     ];
     span.links = vec![Link {
         trace_id: vec![downstream; 16],
@@ -240,7 +247,7 @@ async fn bridge_edges_are_indexed_in_head_and_catalog() {
     let from_head = store.trace_edges(&t, &TraceId([2; 16])).unwrap();
     assert_eq!(from_head.len(), 1);
     assert_eq!(from_head[0].upstream, TraceId([1; 16]));
-    assert_eq!(from_head[0].downstream_root.0, [1; 8]);
+    assert_eq!(from_head[0].downstream_root_span_id.0, [1; 8]);
     store.flush().await.unwrap();
     store.append(&t, bridge(2, 3)).await.unwrap();
     // Trace 2 is downstream of one flushed bridge and upstream of one in the head.

@@ -489,7 +489,7 @@ fn job_without_namespace_and_no_target_info_without_other_attributes() {
 
 #[test]
 fn delta_sums_accumulate_across_calls() {
-    let mut conv = PromConverter::new(10);
+    let conv = PromConverter::new(10);
     let req = |t: u64, v: f64| {
         request(
             vec![],
@@ -519,7 +519,7 @@ fn delta_sums_accumulate_across_calls() {
 
 #[test]
 fn delta_histograms_accumulate_and_reset_on_new_bounds() {
-    let mut conv = PromConverter::new(10);
+    let conv = PromConverter::new(10);
     let req = |t: u64, bounds: &[f64], counts: &[u64], s: f64| {
         request(
             vec![],
@@ -572,7 +572,7 @@ fn delta_histograms_accumulate_and_reset_on_new_bounds() {
 
 #[test]
 fn delta_series_are_capped() {
-    let mut conv = PromConverter::new(1);
+    let conv = PromConverter::new(1);
     let req = |t: u64, v: &str| {
         request(
             vec![],
@@ -738,7 +738,7 @@ fn unsupported_and_invalid_metrics_are_rejected_with_their_place() {
 
 #[test]
 fn odd_input_does_not_panic() {
-    let mut conv = PromConverter::new(0);
+    let conv = PromConverter::new(0);
     assert_eq!(
         conv.convert("t", &ExportMetricsServiceRequest::default()),
         PromConversion::default()

@@ -1,0 +1,329 @@
+//! The correlator: turns span batches into links between traces that share a key value.
+//!
+//! # Rules
+//! - **Window.** Two segments can match when their time ranges are at most `window` apart
+//!   (0 when they overlap), whichever arrives first.
+//! - **Gap.** The *gap* is `downstream.start - upstream.start`. It ranks candidates (nearest first,
+//!   by absolute value, so a pattern link under clock skew is not punished for a negative gap),
+//!   feeds the confidence bands and is reported as `correlation.gap_ms`. The window uses the range
+//!   distance instead, so a long upstream (a scriptplan running for minutes) can still match a call
+//!   it made late in its run.
+//! - **Direction.** The first flow pattern placing both segments decides (a segment's place is
+//!   its primary (root) service's, else the earliest of its other services'): the earlier service is upstream, and the number of steps between them is the
+//!   pattern distance (1 = adjacent). A pattern upstream that starts more than `max_skew` after
+//!   its downstream is refused (a reused circuit, not skew). Without a pattern, the earlier start
+//!   is upstream. Segments of the same primary service are peers and never linked.
+//! - **One upstream.** A segment links to at most one upstream in all: one trace root was started
+//!   by one call. (That is stricter than one per key and pattern step, and it means the three keys
+//!   of one flow make one bridge, not three.) Candidates rank by pattern before time order, then
+//!   adjacent steps, then key priority (configuration order), then nearest start.
+//!
+//! # Out-of-order arrival: hold, replace, or decide at once
+//! A choice made on what has arrived can be wrong when the right upstream is still in flight:
+//! with two flows on one circuit five seconds apart, the second MDSO segment may arrive before the
+//! second Beorn segment, and the only candidate in sight is the first Beorn. So a choice is first
+//! *held* (pending) for `settle` after the batch that found the first candidate; a strictly better
+//! candidate arriving meanwhile replaces it, and the link is emitted when the hold ends (by
+//! [`Correlator::poll`] or any later batch). Holding costs latency, so a choice is emitted at the
+//! end of its batch instead when it is unambiguous:
+//! - the candidate is an adjacent pattern step (or time-ordered, with no pattern),
+//! - through the downstream's most trusted key,
+//! - the upstream had a span running when the downstream started (the call was in flight),
+//! - and no other known upstream with evidence as good (same pattern step and key) had one.
+//!
+//! The residual risk is an unseen, better upstream whose call overlapped the seen one's; raising
+//! `settle` and turning `fast_path` off trades latency for that case. `settle = 0` decides at the
+//! end of every batch, which still sorts out any order *within* a batch. Once emitted, a link is
+//! final: a better candidate arriving later is counted as `slot_taken`, never a second bridge.
+//!
+//! # Idempotence and memory
+//! Re-delivered spans change nothing and are not re-evaluated; a linked segment never links
+//! again while it is remembered, and [`crate::bridge_id`] makes the same match after a restart
+//! produce the same span id. A segment is remembered until `end + 2 × window`, clamped to between
+//! one and two windows after its last arrival: long enough for a partner that starts up to a window
+//! later and arrives up to a window after its end, and bounded by arrival rate times two windows
+//! whatever the key cardinality or the senders' clocks.
+
+use crate::config::{dur_ns, CorrelationConfig};
+use crate::extract::{KeyExtractor, KeyMatch};
+use crate::fxhash::FxHashMap;
+use crate::index::{ExpiryQueue, IndexEntry, KeyIndex, MemoryKeyIndex};
+use crate::link::Link;
+use crate::segment::{range_distance, Candidate, LinkState, Segment};
+use crate::stats::Stats;
+use seam_model::otlp::trace::v1::ResourceSpans;
+use seam_model::{SpanId, TraceId};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+mod phases;
+#[cfg(test)]
+mod tests;
+
+/// One tenant's segments.
+#[derive(Debug)]
+struct Tenant {
+    name: Arc<str>,
+    segments: FxHashMap<TraceId, Segment>,
+}
+
+/// A touched segment's state before the batch, to tell whether it changed.
+struct Before {
+    trace: TraceId,
+    start: i64,
+    end: i64,
+    root: Option<SpanId>,
+    keys: usize,
+    keys_changed: bool,
+}
+
+/// A candidate offered to a downstream segment.
+struct Offer {
+    downstream: TraceId,
+    candidate: Candidate,
+}
+
+/// The correlation engine for all tenants. Not thread-safe by itself: wrap it in a lock, or keep
+/// one per tenant shard (matches never cross tenants).
+#[derive(Debug)]
+pub struct Correlator<I: KeyIndex = MemoryKeyIndex> {
+    config: CorrelationConfig,
+    extractor: KeyExtractor,
+    index: I,
+    tenants: FxHashMap<Box<str>, Tenant>,
+    expiry: ExpiryQueue<(Arc<str>, TraceId)>,
+    /// Held decisions by due time (exact, not rounded: the due time is a latency).
+    due: BTreeMap<i64, Vec<(Arc<str>, TraceId)>>,
+    stats: Stats,
+    window_ns: i64,
+    settle_ns: i64,
+    max_skew_ns: i64,
+    scratch: Vec<IndexEntry>,
+    /// Per batch: trace id -> index into the touched list (kept to reuse its allocation).
+    seen: FxHashMap<TraceId, usize>,
+}
+
+impl Correlator<MemoryKeyIndex> {
+    /// A correlator with the in-memory key index.
+    pub fn new(config: CorrelationConfig) -> Correlator<MemoryKeyIndex> {
+        let index = MemoryKeyIndex::new(config.max_segments_per_value);
+        Correlator::with_index(config, index)
+    }
+}
+
+impl<I: KeyIndex> Correlator<I> {
+    /// A correlator over `index`.
+    pub fn with_index(config: CorrelationConfig, index: I) -> Correlator<I> {
+        Correlator {
+            extractor: KeyExtractor::new(&config),
+            index,
+            tenants: FxHashMap::default(),
+            seen: FxHashMap::default(),
+            expiry: ExpiryQueue::default(),
+            due: BTreeMap::new(),
+            stats: Stats::default(),
+            window_ns: config.window_ns().max(1),
+            settle_ns: dur_ns(config.settle),
+            max_skew_ns: dur_ns(config.max_skew),
+            scratch: Vec::new(),
+            config,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &CorrelationConfig {
+        &self.config
+    }
+
+    /// The key extractor (for logs, which the caller scans itself).
+    pub fn extractor(&self) -> &KeyExtractor {
+        &self.extractor
+    }
+
+    /// The key index.
+    pub fn index(&self) -> &I {
+        &self.index
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Distinct (tenant, key, value) triples in the index.
+    pub fn active_keys(&self) -> usize {
+        self.index.active_keys()
+    }
+
+    /// Segments remembered, over all tenants.
+    pub fn segments(&self) -> usize {
+        self.tenants.values().map(|t| t.segments.len()).sum()
+    }
+
+    /// Decisions held, waiting for `settle`.
+    pub fn pending(&self) -> usize {
+        self.tenants
+            .values()
+            .flat_map(|t| t.segments.values())
+            .filter(|s| matches!(s.link, LinkState::Pending(_)))
+            .count()
+    }
+
+    /// When the earliest held decision is due: the caller should [`Correlator::poll`] then.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.due.keys().next().copied()
+    }
+
+    /// One remembered segment.
+    pub fn segment(&self, tenant: &str, trace_id: &TraceId) -> Option<&Segment> {
+        self.tenants.get(tenant)?.segments.get(trace_id)
+    }
+
+    /// The remembered segments carrying `key` = `value`, earliest first.
+    pub fn segments_for_key(&self, tenant: &str, key: &str, value: &str) -> Vec<&Segment> {
+        let Some(t) = self.tenants.get(tenant) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        self.index.candidates(tenant, key, value, &mut found);
+        let mut out: Vec<&Segment> = found
+            .iter()
+            .filter_map(|e| t.segments.get(&e.trace_id))
+            .collect();
+        out.sort_by_key(|s| (s.start_ns, s.trace_id));
+        out
+    }
+
+    /// Takes in one batch of spans that arrived at `arrival_ns`; returns the links decided now
+    /// (unambiguous new ones, and held ones that came due).
+    pub fn observe_spans(
+        &mut self,
+        tenant: &str,
+        rs: &[ResourceSpans],
+        arrival_ns: i64,
+    ) -> Vec<Link> {
+        let name = match self.tenants.get(tenant) {
+            Some(t) => t.name.clone(),
+            None => {
+                let name: Arc<str> = tenant.into();
+                self.tenants.insert(
+                    tenant.into(),
+                    Tenant {
+                        name: name.clone(),
+                        segments: FxHashMap::default(),
+                    },
+                );
+                name
+            }
+        };
+        let touched = self.ingest(tenant, rs, arrival_ns);
+        let dirty = self.refresh(&name, &touched);
+        let offers = self.evaluate(tenant, &dirty);
+        let mut links = self.apply(&name, offers, arrival_ns);
+        links.extend(self.poll(arrival_ns));
+        links
+    }
+
+    /// Emits the held decisions due by `now_ns`.
+    pub fn poll(&mut self, now_ns: i64) -> Vec<Link> {
+        let mut links = Vec::new();
+        while let Some(entry) = self.due.first_entry() {
+            if *entry.key() > now_ns {
+                break;
+            }
+            for (tenant, trace) in entry.remove() {
+                let held = self
+                    .tenants
+                    .get(&*tenant)
+                    .and_then(|t| t.segments.get(&trace))
+                    .is_some_and(
+                        |s| matches!(&s.link, LinkState::Pending(p) if p.decide_at <= now_ns),
+                    );
+                if held {
+                    links.extend(self.decide(&tenant, trace, now_ns));
+                }
+            }
+        }
+        links
+    }
+
+    /// Forgets segments and index entries whose time is up; returns how many segments went.
+    pub fn evict(&mut self, now_ns: i64) -> usize {
+        let mut n = 0;
+        let tenants = &mut self.tenants;
+        let stats = &mut self.stats;
+        self.expiry.pop_due(now_ns, |(tenant, trace)| {
+            let Some(t) = tenants.get_mut(&*tenant) else {
+                return;
+            };
+            if t.segments
+                .get(&trace)
+                .is_some_and(|s| s.expires_ns <= now_ns)
+            {
+                if let Some(s) = t.segments.remove(&trace) {
+                    if matches!(s.link, LinkState::Pending(_)) {
+                        stats.expired += 1;
+                    }
+                }
+                n += 1;
+            }
+            if t.segments.is_empty() {
+                tenants.remove(&*tenant);
+            }
+        });
+        self.stats.segments_evicted += n as u64;
+        self.index.evict(now_ns);
+        n
+    }
+
+    /// [`Correlator::poll`] then [`Correlator::evict`]: what a periodic timer calls.
+    pub fn tick(&mut self, now_ns: i64) -> Vec<Link> {
+        let links = self.poll(now_ns);
+        self.evict(now_ns);
+        links
+    }
+
+    /// The trace a log record at `ts_ns` with these keys belongs to: the remembered segment within
+    /// the window of `ts_ns`, preferring one with the log's `service`, then the most trusted key,
+    /// then the nearest (0 inside the segment's range), then the nearest start.
+    pub fn correlate_log(
+        &self,
+        tenant: &str,
+        keys: &[KeyMatch],
+        ts_ns: i64,
+        service: Option<&str>,
+    ) -> Option<TraceId> {
+        let t = self.tenants.get(tenant)?;
+        let mut found = Vec::new();
+        let mut best = None;
+        for m in keys {
+            let prio = self.extractor.priority(&m.key).unwrap_or(usize::MAX);
+            found.clear();
+            self.index.candidates(tenant, &m.key, &m.value, &mut found);
+            for c in &found {
+                let dist = range_distance(ts_ns, ts_ns, c.start_ns, c.end_ns);
+                if dist > self.window_ns {
+                    continue;
+                }
+                let other_service = service.is_some_and(|svc| {
+                    t.segments
+                        .get(&c.trace_id)
+                        .is_none_or(|s| !s.services.iter().any(|x| x == svc))
+                });
+                let rank = (
+                    other_service,
+                    prio,
+                    dist,
+                    (ts_ns - c.start_ns).unsigned_abs(),
+                    c.trace_id,
+                );
+                if best.as_ref().is_none_or(|b| rank < *b) {
+                    best = Some(rank);
+                }
+            }
+        }
+        best.map(|b| b.4)
+    }
+}
+
+pub use seam_model::traces::is_synthetic;
