@@ -2,6 +2,7 @@
 //! while already answering `/health`, and shuts down gracefully.
 
 pub mod api;
+pub mod correlation;
 pub mod params;
 mod sink;
 pub mod telemetry;
@@ -33,6 +34,8 @@ pub struct ServerConfig {
     pub store: StoreConfig,
     /// Largest OTLP request body.
     pub max_body_bytes: usize,
+    /// The correlation engine's settings.
+    pub correlation: seam_correlate::CorrelationConfig,
 }
 
 /// State shared by every handler.
@@ -40,6 +43,8 @@ pub struct AppState {
     store: OnceLock<Store>,
     /// Seam's own metrics.
     pub telemetry: Arc<Telemetry>,
+    /// The correlation engine.
+    pub correlation: Arc<correlation::Correlation>,
     started: std::time::Instant,
     replay_error: OnceLock<String>,
 }
@@ -88,10 +93,16 @@ impl RunningServer {
 /// Binds every port, starts serving and opens the store in the background. `/ready` answers 503
 /// until WAL replay has finished; receivers answer 503 until then too.
 pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
-    let telemetry = Arc::new(Telemetry::new());
+    let mut telemetry = Telemetry::new();
+    let correlation = Arc::new(correlation::Correlation::new(
+        cfg.correlation.clone(),
+        telemetry.registry_mut(),
+    ));
+    let telemetry = Arc::new(telemetry);
     let state = Arc::new(AppState {
         store: OnceLock::new(),
         telemetry: telemetry.clone(),
+        correlation: correlation.clone(),
         started: std::time::Instant::now(),
         replay_error: OnceLock::new(),
     });
@@ -159,6 +170,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
             Ok(Ok(store)) => {
                 let replayed = store.stats().replayed_records;
                 store.spawn_flusher();
+                correlation.spawn_ticker(store.clone());
                 let _ = opener_state.store.set(store);
                 tracing::info!(
                     replayed_records = replayed,

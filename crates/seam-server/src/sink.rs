@@ -42,9 +42,20 @@ impl Sink for StoreSink {
 
     fn submit(&self, tenant: Tenant, batch: Batch) -> BoxFuture<'static, Result<(), Refusal>> {
         let store = self.state.store().cloned();
+        // Observed before the append so the batch need not be cloned; a refused append leaves
+        // links whose bridges are idempotent when the client retries.
+        let links = match (&batch, &store) {
+            (Batch::Traces(rs), Some(_)) => self.state.correlation.observe(&tenant, rs),
+            _ => Vec::new(),
+        };
+        let correlation = self.state.correlation.clone();
         async move {
             let store = store.ok_or_else(not_ready)?;
-            store.append(&tenant, batch).await.map_err(|e| match e {
+            let appended = store.append(&tenant, batch).await;
+            if appended.is_ok() {
+                correlation.write(&store, links).await;
+            }
+            appended.map_err(|e| match e {
                 AppendError::Overloaded { .. } => Refusal::Overloaded {
                     retry_after_secs: RETRY_AFTER.as_secs(),
                     message: e.to_string(),

@@ -66,7 +66,8 @@ impl Default for Telemetry {
 impl Telemetry {
     /// Registers every metric.
     pub fn new() -> Telemetry {
-        let mut registry = Registry::with_prefix("seam");
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("seam");
         let t = Telemetry {
             accepted: Family::default(),
             refused: Family::default(),
@@ -156,7 +157,15 @@ impl Telemetry {
             "HTTP request duration per endpoint",
             t.requests.clone(),
         );
-        Telemetry { registry, ..t }
+        Telemetry {
+            registry: root,
+            ..t
+        }
+    }
+
+    /// The root registry, for metrics whose documented names carry no `seam_` prefix.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
     /// Counts records accepted and refused.

@@ -18,6 +18,9 @@ pub struct FileConfig {
     /// The embedded store.
     #[serde(default)]
     pub storage: StorageSection,
+    /// Trace stitching (see docs/correlation.md); every key has a default.
+    #[serde(default)]
+    pub correlation: seam_correlate::CorrelationConfig,
 }
 
 /// `server:` keys.
@@ -88,6 +91,15 @@ pub fn apply_env(
             ("storage", "flush_size") => st.flush_size = Some(v),
             ("storage", "flush_age") => st.flush_age = Some(v),
             ("storage", "wal_segment_size") => st.wal_segment_size = Some(v),
+            ("correlation", "window") => {
+                cfg.correlation.window = seam_correlate::config::parse_duration(&v)
+                    .map_err(|e| anyhow!("environment variable {k}: {e}"))?
+            }
+            ("correlation", "min_confidence") => {
+                cfg.correlation.min_confidence = v
+                    .parse()
+                    .map_err(|_| anyhow!("environment variable {k}: {v:?} is not a number"))?
+            }
             _ => bail!("environment variable {k}: unknown configuration key {section}.{key}"),
         }
     }

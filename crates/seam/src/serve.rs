@@ -106,12 +106,19 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         Some(b) => parse_size("server.max_body_size", b)?,
         None => seam_receive::otlp_http::DEFAULT_MAX_BODY_BYTES,
     };
+    // CORR_WINDOW_SECONDS is the correlation window's historical name; it wins over the file.
+    let correlation = file
+        .correlation
+        .clone()
+        .apply_env(|k| std::env::var(k).ok())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(ServerConfig {
         listen,
         otlp_http,
         otlp_grpc,
         store,
         max_body_bytes,
+        correlation,
     })
 }
 
