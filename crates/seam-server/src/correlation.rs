@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use seam_correlate::{bridge_batch, CorrelationConfig, Correlator, Link};
 use seam_model::otlp::trace::v1::ResourceSpans;
-use seam_model::{Batch, Tenant};
+use seam_model::{Batch, Label, LogBatch, Tenant};
 use seam_store::Store;
 
 use crate::params::now_ns;
@@ -34,7 +34,11 @@ struct CorrelationMetrics {
     bridges: Counter,
     active_keys: Gauge,
     latency: Histogram,
+    logs_enriched: Counter,
 }
+
+/// Structured metadata naming the trace a keyed log line was matched to.
+pub const CORRELATED_TRACE_ID: &str = "seam_correlated_trace_id";
 
 /// The engine plus what feeds it and what it writes.
 pub struct Correlation {
@@ -57,7 +61,13 @@ impl Correlation {
             bridges: Counter::default(),
             active_keys: Gauge::default(),
             latency: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
+            logs_enriched: Counter::default(),
         };
+        registry.register(
+            "correlation_logs_enriched",
+            "Log entries without a trace id given the trace their key matched",
+            metrics.logs_enriched.clone(),
+        );
         registry.register(
             "correlation_events",
             "Correlation decisions by result",
@@ -124,6 +134,55 @@ impl Correlation {
         self.metrics
             .active_keys
             .set(e.correlator.active_keys() as i64);
+    }
+
+    /// Gives log entries that carry a correlation key but no trace id the trace their key matches
+    /// within the window, as structured metadata `seam_correlated_trace_id` (Loki's spelling of the
+    /// attribute `seam.correlated_trace_id`: label names cannot hold dots). Keys are looked for in
+    /// structured metadata, stream labels and the line (`key=value`, `key: value`, JSON fields).
+    /// Returns how many entries were enriched.
+    pub fn enrich_logs(&self, tenant: &Tenant, batch: &mut LogBatch) -> usize {
+        let e = self.engine.lock();
+        let extractor = e.correlator.extractor();
+        let mut enriched = 0;
+        let mut keys = Vec::new();
+        for stream in &mut batch.streams {
+            let service = stream
+                .labels
+                .iter()
+                .find(|l| l.name == "service_name")
+                .map(|l| l.value.clone());
+            for entry in &mut stream.entries {
+                if !entry.trace_id.is_empty() {
+                    continue;
+                }
+                keys.clear();
+                for l in entry.structured_metadata.iter().chain(&stream.labels) {
+                    keys.extend(extractor.match_pair(&l.name, &l.value));
+                }
+                extractor.extract_from_text(&entry.line, &mut keys);
+                if keys.is_empty() {
+                    continue;
+                }
+                if let Some(t) = e.correlator.correlate_log(
+                    tenant.as_str(),
+                    &keys,
+                    entry.timestamp_ns,
+                    service.as_deref(),
+                ) {
+                    entry
+                        .structured_metadata
+                        .push(Label::new(CORRELATED_TRACE_ID, t.to_hex()));
+                    entry
+                        .structured_metadata
+                        .sort_by(|a, b| a.name.cmp(&b.name));
+                    enriched += 1;
+                }
+            }
+        }
+        drop(e);
+        self.metrics.logs_enriched.inc_by(enriched as u64);
+        enriched
     }
 
     /// Writes the bridge spans of `links` durably, per tenant.

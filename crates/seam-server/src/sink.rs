@@ -40,12 +40,16 @@ impl Sink for StoreSink {
         })
     }
 
-    fn submit(&self, tenant: Tenant, batch: Batch) -> BoxFuture<'static, Result<(), Refusal>> {
+    fn submit(&self, tenant: Tenant, mut batch: Batch) -> BoxFuture<'static, Result<(), Refusal>> {
         let store = self.state.store().cloned();
         // Observed before the append so the batch need not be cloned; a refused append leaves
         // links whose bridges are idempotent when the client retries.
-        let links = match (&batch, &store) {
+        let links = match (&mut batch, &store) {
             (Batch::Traces(rs), Some(_)) => self.state.correlation.observe(&tenant, rs),
+            (Batch::Logs(logs), Some(_)) => {
+                self.state.correlation.enrich_logs(&tenant, logs);
+                Vec::new()
+            }
             _ => Vec::new(),
         };
         let correlation = self.state.correlation.clone();
