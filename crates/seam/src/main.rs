@@ -2,6 +2,7 @@
 
 mod config;
 mod serve;
+mod trace_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the server: OTLP receivers, the embedded store and the query APIs.
     Serve(serve::ServeArgs),
+    /// Print a trace as an indented tree (stitched across systems by default).
+    Trace(trace_cmd::TraceArgs),
     /// Load generators and benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(args).await,
+            Command::Trace(args) => trace_cmd::run(args).await,
         }
     });
     match result {
