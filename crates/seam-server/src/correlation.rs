@@ -231,3 +231,23 @@ impl Correlation {
         })
     }
 }
+
+/// The engine's key extractor, lent to the store so it indexes key value -> traces.
+pub struct EngineSpanKeys(pub seam_correlate::KeyExtractor);
+
+impl seam_store::SpanKeys for EngineSpanKeys {
+    fn keys(
+        &self,
+        span: &seam_model::otlp::trace::v1::Span,
+        resource_attributes: &[seam_model::otlp::common::v1::KeyValue],
+    ) -> Vec<(String, String)> {
+        if seam_correlate::is_synthetic(span) {
+            return Vec::new();
+        }
+        self.0
+            .extract_span(&span.attributes, resource_attributes)
+            .into_iter()
+            .map(|m| (m.key.to_string(), m.value))
+            .collect()
+    }
+}

@@ -54,15 +54,41 @@ pub struct SeriesEntry {
     pub max_time_ns: i64,
 }
 
+/// One trace's spans carrying a correlation key value, per service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    /// The key name.
+    pub key: String,
+    /// Its value.
+    pub value: String,
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The service whose spans carry it.
+    pub service: String,
+    /// Earliest span start (ns).
+    pub start_ns: i64,
+    /// Latest span end (ns).
+    pub end_ns: i64,
+}
+
+/// One new segment and the index rows that come with it.
+pub struct FlushedSegment {
+    /// The segment.
+    pub meta: SegmentMeta,
+    /// Traces in it (spans).
+    pub traces: Vec<TraceIndexEntry>,
+    /// Streams or series in it (logs, samples).
+    pub series: Vec<SeriesEntry>,
+    /// Bridge edges recorded by its bridge spans.
+    pub edges: Vec<TraceEdge>,
+    /// Correlation key rows of its spans.
+    pub keys: Vec<KeyRow>,
+}
+
 /// Everything one flush commits at once.
 pub struct FlushCommit {
-    /// New segments with their index rows, series and bridge edges.
-    pub segments: Vec<(
-        SegmentMeta,
-        Vec<TraceIndexEntry>,
-        Vec<SeriesEntry>,
-        Vec<TraceEdge>,
-    )>,
+    /// New segments with what the catalog indexes of them.
+    pub segments: Vec<FlushedSegment>,
     /// From which WAL segment replay must start after this commit.
     pub replay_from_wal_segment: u64,
 }
@@ -122,7 +148,11 @@ impl Catalog {
                  tenant TEXT NOT NULL, upstream BLOB NOT NULL, bridge_span BLOB NOT NULL,
                  downstream BLOB NOT NULL, downstream_root BLOB NOT NULL, confidence REAL NOT NULL,
                  PRIMARY KEY (tenant, upstream, bridge_span)) WITHOUT ROWID;
-             CREATE INDEX IF NOT EXISTS trace_edges_by_downstream ON trace_edges (tenant, downstream);",
+             CREATE INDEX IF NOT EXISTS trace_edges_by_downstream ON trace_edges (tenant, downstream);
+             CREATE TABLE IF NOT EXISTS trace_keys (
+                 tenant TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, trace_id BLOB NOT NULL,
+                 service TEXT NOT NULL, start_time INTEGER NOT NULL, end_time INTEGER NOT NULL,
+                 PRIMARY KEY (tenant, key, value, trace_id, service)) WITHOUT ROWID;",
         )
         .map_err(db_err)?;
         Ok(Catalog { conn, path })
@@ -219,6 +249,52 @@ impl Catalog {
             })
             .map_err(db_err)?;
         rows.collect::<Result<_, _>>().map_err(db_err)
+    }
+
+    /// Traces whose spans carry `key=value` with a time range overlapping `[start_ns, end_ns]`.
+    pub fn trace_keys(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        value: &str,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<KeyRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT trace_id, service, start_time, end_time FROM trace_keys
+                 WHERE tenant=?1 AND key=?2 AND value=?3 AND end_time >= ?4 AND start_time <= ?5",
+            )
+            .map_err(db_err)?;
+        let rows = st
+            .query_map(
+                params![tenant.as_str(), key, value, start_ns, end_ns],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (t, service, start_ns, end_ns) = row.map_err(db_err)?;
+            if let Ok(trace_id) = TraceId::from_slice(&t) {
+                out.push(KeyRow {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    trace_id,
+                    service,
+                    start_ns,
+                    end_ns,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The bridges touching a trace, as upstream or as downstream.
@@ -336,7 +412,35 @@ impl Catalog {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(db_err)?;
-            for (m, traces, series, edges) in &c.segments {
+            let mut key_row = tx
+                .prepare_cached(
+                    "INSERT INTO trace_keys (tenant, key, value, trace_id, service, start_time, end_time)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (tenant, key, value, trace_id, service) DO UPDATE SET
+                       start_time = min(start_time, excluded.start_time), end_time = max(end_time, excluded.end_time)",
+                )
+                .map_err(db_err)?;
+            for FlushedSegment {
+                meta: m,
+                traces,
+                series,
+                edges,
+                keys,
+            } in &c.segments
+            {
+                for k in keys {
+                    key_row
+                        .execute(params![
+                            m.tenant.as_str(),
+                            k.key,
+                            k.value,
+                            &k.trace_id.0[..],
+                            k.service,
+                            k.start_ns,
+                            k.end_ns
+                        ])
+                        .map_err(db_err)?;
+                }
                 for e in edges {
                     edge.execute(params![
                         m.tenant.as_str(),

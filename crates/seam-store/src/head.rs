@@ -32,6 +32,8 @@ pub struct HeadPart {
     pub trace_chunks: HashMap<TraceId, Vec<u32>>,
     /// Bridges recorded by bridge spans in this head.
     pub edges: Vec<seam_model::traces::TraceEdge>,
+    /// Correlation keys of the spans in this head.
+    pub keys: Vec<crate::catalog::KeyRow>,
     /// Memory held against the budget.
     pub reservations: Vec<Reservation>,
     /// Bytes of Arrow memory held.
@@ -50,6 +52,7 @@ impl HeadPart {
             chunks: Vec::new(),
             trace_chunks: HashMap::new(),
             edges: Vec::new(),
+            keys: Vec::new(),
             reservations: Vec::new(),
             bytes: 0,
             rows: 0,

@@ -19,9 +19,10 @@ pub mod wal;
 mod wal_entry;
 
 pub use budget::{MemoryBudget, Reservation};
+pub use catalog::KeyRow;
 pub use read::{Direction, LogRow};
 pub use series_index::{LabelMatcher, MatchOp};
-pub use store::{AppendError, Store, StoreConfig, StoreObserver, StoreStats};
+pub use store::{AppendError, SpanKeys, Store, StoreConfig, StoreObserver, StoreStats};
 pub use wal::FsyncPolicy;
 
 /// A failure of the store itself (not of the caller's input).

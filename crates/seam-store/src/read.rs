@@ -146,6 +146,55 @@ impl Store {
         Ok(out)
     }
 
+    /// Rows of traces whose spans carry `key=value` within `[start_ns, end_ns]`, from the head and
+    /// the catalog (one row per trace and service, time ranges merged). Blocking.
+    pub fn trace_keys(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        value: &str,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<crate::catalog::KeyRow>, StoreError> {
+        let mut rows: Vec<crate::catalog::KeyRow> = {
+            let st = self.inner.state.read();
+            let heads = st
+                .active
+                .get(&(tenant.clone(), Signal::Traces))
+                .into_iter()
+                .chain(
+                    st.frozen
+                        .iter()
+                        .filter(|(t, s, _)| t == tenant && *s == Signal::Traces)
+                        .map(|(_, _, p)| p.as_ref()),
+                );
+            heads
+                .flat_map(|p| p.keys.iter())
+                .filter(|k| {
+                    k.key == key && k.value == value && k.end_ns >= start_ns && k.start_ns <= end_ns
+                })
+                .cloned()
+                .collect()
+        };
+        rows.extend(
+            self.inner
+                .catalog
+                .lock()
+                .trace_keys(tenant, key, value, start_ns, end_ns)?,
+        );
+        let mut merged: HashMap<(TraceId, String), crate::catalog::KeyRow> = HashMap::new();
+        for r in rows {
+            let e = merged
+                .entry((r.trace_id, r.service.clone()))
+                .or_insert_with(|| r.clone());
+            e.start_ns = e.start_ns.min(r.start_ns);
+            e.end_ns = e.end_ns.max(r.end_ns);
+        }
+        let mut out: Vec<_> = merged.into_values().collect();
+        out.sort_by_key(|r| (r.start_ns, r.trace_id, r.service.clone()));
+        Ok(out)
+    }
+
     /// Streams (logs) or series (metrics) of a tenant matching every matcher, with data in
     /// `[start_ns, end_ns]`, sorted by id.
     pub fn select_series(

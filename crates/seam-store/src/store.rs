@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use parking_lot::{Mutex, RwLock};
+use seam_model::otlp::common::v1::KeyValue;
+use seam_model::otlp::trace::v1::{ResourceSpans, Span};
 use seam_model::{Batch, Labels, Signal, Tenant, TraceId};
 use tokio::sync::Notify;
 
 use crate::budget::{MemoryBudget, Reservation};
-use crate::catalog::{Catalog, FlushCommit, SegmentMeta};
+use crate::catalog::{Catalog, FlushCommit, FlushedSegment, KeyRow, SegmentMeta};
 use crate::head::{prepare_chunk, HeadChunk, HeadPart};
 use crate::schema::{logs_to_batch, samples_to_batch, spans_to_batch, RowsSummary};
 use crate::series_index::SeriesIndex;
@@ -36,6 +38,15 @@ pub struct StoreConfig {
     pub wal_segment_bytes: u64,
     /// Receives timings for self-monitoring.
     pub observer: Option<Arc<dyn StoreObserver>>,
+    /// Finds the correlation keys of spans, so the store can index key value -> traces.
+    pub span_keys: Option<Arc<dyn SpanKeys>>,
+}
+
+/// Names the correlation keys a span carries (the correlation engine's key extractor, seen
+/// through a trait so the store does not depend on the engine).
+pub trait SpanKeys: Send + Sync {
+    /// `(key, value)` pairs found on the span or its resource.
+    fn keys(&self, span: &Span, resource_attributes: &[KeyValue]) -> Vec<(String, String)>;
 }
 
 impl StoreConfig {
@@ -51,6 +62,7 @@ impl StoreConfig {
             flush_age: Duration::from_secs(120),
             wal_segment_bytes: 64 << 20,
             observer: None,
+            span_keys: None,
         }
     }
 }
@@ -140,10 +152,11 @@ struct Prepared {
     chunk: HeadChunk,
     trace_ids: Vec<TraceId>,
     edges: Vec<seam_model::traces::TraceEdge>,
+    keys: Vec<KeyRow>,
     series: Vec<(u64, Labels, i64, i64)>,
 }
 
-fn prepare(batch: &Batch) -> Prepared {
+fn prepare(batch: &Batch, span_keys: Option<&dyn SpanKeys>) -> Prepared {
     let (rb, summary): (RecordBatch, RowsSummary) = match batch {
         Batch::Traces(rs) => spans_to_batch(rs),
         Batch::Logs(b) => logs_to_batch(b),
@@ -180,6 +193,10 @@ fn prepare(batch: &Batch) -> Prepared {
         Batch::Traces(rs) => seam_model::traces::bridge_edges(rs),
         _ => Vec::new(),
     };
+    let keys = match (batch, span_keys) {
+        (Batch::Traces(rs), Some(k)) => key_rows(rs, k),
+        _ => Vec::new(),
+    };
     let signal = batch.signal();
     let (chunk, trace_ids) = prepare_chunk(signal, rb, summary);
     Prepared {
@@ -187,8 +204,50 @@ fn prepare(batch: &Batch) -> Prepared {
         chunk,
         trace_ids,
         edges,
+        keys,
         series,
     }
+}
+
+/// The key rows of a span batch: one per (key, value, trace, service) with its time range.
+fn key_rows(rs: &[ResourceSpans], k: &dyn SpanKeys) -> Vec<KeyRow> {
+    let mut rows: HashMap<(String, String, TraceId, String), (i64, i64)> = HashMap::new();
+    for r in rs {
+        let res = r
+            .resource
+            .as_ref()
+            .map(|x| x.attributes.as_slice())
+            .unwrap_or(&[]);
+        let service = seam_model::traces::service_name(r);
+        for span in r.scope_spans.iter().flat_map(|s| &s.spans) {
+            let Ok(trace_id) = TraceId::from_slice(&span.trace_id) else {
+                continue;
+            };
+            let (start, end) = (
+                span.start_time_unix_nano as i64,
+                span.end_time_unix_nano as i64,
+            );
+            for (key, value) in k.keys(span, res) {
+                let e = rows
+                    .entry((key, value, trace_id, service.to_string()))
+                    .or_insert((start, end));
+                e.0 = e.0.min(start);
+                e.1 = e.1.max(end);
+            }
+        }
+    }
+    rows.into_iter()
+        .map(
+            |((key, value, trace_id, service), (start_ns, end_ns))| KeyRow {
+                key,
+                value,
+                trace_id,
+                service,
+                start_ns,
+                end_ns,
+            },
+        )
+        .collect()
 }
 
 fn min_max(it: impl Iterator<Item = i64>) -> (i64, i64) {
@@ -232,7 +291,7 @@ impl Store {
         let mut bad_records = 0u64;
         let (wal, stats) = Wal::open(wal_cfg, replay_from, |kind, payload, pos| match wal_entry::decode(kind, payload) {
             Ok((tenant, batch)) => {
-                let p = prepare(&batch);
+                let p = prepare(&batch, cfg.span_keys.as_deref());
                 let reservation = budget.charge(p.chunk.batch.get_array_memory_size());
                 apply(&mut state, &tenant, p, reservation);
             }
@@ -289,7 +348,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        let prepared = prepare(&batch);
+        let prepared = prepare(&batch, self.inner.cfg.span_keys.as_deref());
         let bytes = prepared.chunk.batch.get_array_memory_size();
         let reservation = self
             .inner
@@ -496,6 +555,7 @@ fn apply(st: &mut State, tenant: &Tenant, p: Prepared, reservation: Reservation)
         .entry((tenant.clone(), p.signal))
         .or_insert_with(|| HeadPart::new(p.signal));
     part.edges.extend(p.edges);
+    part.keys.extend(p.keys);
     part.push(p.chunk, p.trace_ids, reservation);
 }
 
@@ -536,12 +596,16 @@ fn write_segments(
             rows: w.rows as i64,
             bytes: w.bytes as i64,
         };
-        commit
-            .segments
-            .push((meta, w.traces, w.series, part.edges.clone()));
+        commit.segments.push(FlushedSegment {
+            meta,
+            traces: w.traces,
+            series: w.series,
+            edges: part.edges.clone(),
+            keys: part.keys.clone(),
+        });
     }
     inner.catalog.lock().commit_flush(&commit)?;
-    Ok(commit.segments.into_iter().map(|(m, ..)| m).collect())
+    Ok(commit.segments.into_iter().map(|f| f.meta).collect())
 }
 
 /// Deletes temp files and segment files that no catalog row names: what a crash mid-flush leaves.

@@ -1,6 +1,7 @@
 //! The `seam` command: `serve`, `bench ingest`, and more as issues land.
 
 mod config;
+mod correlate_cmd;
 mod serve;
 mod trace_cmd;
 
@@ -26,6 +27,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print a trace as an indented tree (stitched across systems by default).
     Trace(trace_cmd::TraceArgs),
+    /// Print the flow a business key joins: its traces, their bridges, and matching log lines.
+    Correlate(correlate_cmd::CorrelateArgs),
     /// Load generators and benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -56,6 +59,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(args).await,
             Command::Trace(args) => trace_cmd::run(args).await,
+            Command::Correlate(args) => correlate_cmd::run(args).await,
         }
     });
     match result {

@@ -4,6 +4,7 @@
 mod loki;
 mod ops;
 mod prom;
+mod seam;
 mod tempo;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(tempo::routes())
         .merge(loki::routes())
         .merge(prom::routes())
+        .merge(seam::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record_request,

@@ -1,0 +1,134 @@
+//! Seam's native API: `GET /api/seam/correlations?key=&value=&start=&end=` — every trace whose
+//! spans carry a correlation key value, the bridges between them, and how many log lines mention it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use seam_model::{Signal, TraceId};
+use seam_store::Direction;
+use serde_json::json;
+
+use super::{blocking, param, store_or_503, tenant, text_error, Params};
+use crate::params::{loki_time, now_ns};
+use crate::AppState;
+
+/// How far back a correlation lookup goes when `start` is not given.
+const DEFAULT_RANGE_NS: i64 = 24 * 3600 * 1_000_000_000;
+/// Most log lines counted; past it the count says it was capped.
+const MAX_COUNTED_LINES: usize = 100_000;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/api/seam/correlations", get(correlations))
+}
+
+fn bad(msg: impl Into<String>) -> Response {
+    text_error(StatusCode::BAD_REQUEST, msg)
+}
+
+async fn correlations(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(p): Query<Params>,
+) -> Response {
+    let tenant = match tenant(&headers) {
+        Ok(t) => t,
+        Err(e) => return bad(e),
+    };
+    let (Some(key), Some(value)) = (
+        param(&p, "key").map(str::to_string),
+        param(&p, "value").map(str::to_string),
+    ) else {
+        return bad("missing required parameters key and value");
+    };
+    let end = match param(&p, "end").map(|v| loki_time("end", v)).transpose() {
+        Ok(e) => e.unwrap_or_else(now_ns),
+        Err(e) => return bad(e),
+    };
+    let start = match param(&p, "start")
+        .map(|v| loki_time("start", v))
+        .transpose()
+    {
+        Ok(s) => s.unwrap_or(end - DEFAULT_RANGE_NS),
+        Err(e) => return bad(e),
+    };
+    if end < start {
+        return bad("invalid time range: end must not be before start");
+    }
+    let store = match store_or_503(&state) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let result = blocking(
+        move || -> Result<serde_json::Value, seam_store::StoreError> {
+            let rows = store.trace_keys(&tenant, &key, &value, start, end)?;
+            let mut segments: BTreeMap<TraceId, (BTreeSet<String>, i64, i64)> = BTreeMap::new();
+            for r in &rows {
+                let e =
+                    segments
+                        .entry(r.trace_id)
+                        .or_insert((BTreeSet::new(), r.start_ns, r.end_ns));
+                e.0.insert(r.service.clone());
+                e.1 = e.1.min(r.start_ns);
+                e.2 = e.2.max(r.end_ns);
+            }
+            let mut bridges = Vec::new();
+            let mut seen = BTreeSet::new();
+            for id in segments.keys() {
+                for e in store.trace_edges(&tenant, id)? {
+                    if segments.contains_key(&e.upstream)
+                        && segments.contains_key(&e.downstream)
+                        && seen.insert(e.bridge_span_id)
+                    {
+                        bridges.push(json!({
+                            "upstream_trace_id": e.upstream.to_hex(),
+                            "downstream_trace_id": e.downstream.to_hex(),
+                            "bridge_span_id": e.bridge_span_id.to_hex(),
+                            "downstream_root_span_id": e.downstream_root_span_id.to_hex(),
+                            "confidence": e.confidence,
+                        }));
+                    }
+                }
+            }
+            let streams: Vec<u64> = store
+                .select_series(&tenant, Signal::Logs, &[], start, end)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            let needle = memchr::memmem::Finder::new(value.as_bytes());
+            let lines = store.scan_logs(
+                &tenant,
+                &streams,
+                start,
+                end,
+                &|l| needle.find(l.as_bytes()).is_some(),
+                Direction::Backward,
+                MAX_COUNTED_LINES,
+            )?;
+            let mut ordered: Vec<_> = segments.into_iter().collect();
+            ordered.sort_by_key(|(id, (_, s, _))| (*s, *id));
+            Ok(json!({
+                "key": key,
+                "value": value,
+                "segments": ordered.into_iter().map(|(id, (services, s, e))| json!({
+                    "trace_id": id.to_hex(),
+                    "services": services,
+                    "start_ns": s.to_string(),
+                    "end_ns": e.to_string(),
+                })).collect::<Vec<_>>(),
+                "bridges": bridges,
+                "log_lines": lines.len(),
+                "log_lines_capped": lines.len() >= MAX_COUNTED_LINES,
+            }))
+        },
+    )
+    .await;
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => text_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

@@ -1,0 +1,153 @@
+//! `seam correlate --key K --value V`: prints the flow a business key joins — the traces carrying
+//! it, the bridges between them, and how many log lines mention it.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::Value;
+
+/// Arguments of `seam correlate`.
+#[derive(Args, Debug)]
+pub struct CorrelateArgs {
+    /// Correlation key, e.g. circuit_id.
+    #[arg(long)]
+    pub key: String,
+    /// The key's value.
+    #[arg(long)]
+    pub value: String,
+    /// Base URL of Seam's query API.
+    #[arg(long, default_value = "http://127.0.0.1:3100")]
+    pub api: String,
+    /// Tenant (X-Scope-OrgID).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// How far back to look, in hours.
+    #[arg(long, default_value_t = 24.0)]
+    pub since_hours: f64,
+    /// Print the API's JSON instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Formats the API answer as a readable flow.
+fn render(v: &Value) -> String {
+    let mut out = format!(
+        "{}={}\n",
+        v["key"].as_str().unwrap_or(""),
+        v["value"].as_str().unwrap_or("")
+    );
+    let segments = v["segments"].as_array().cloned().unwrap_or_default();
+    let t0: i64 = segments
+        .first()
+        .and_then(|s| s["start_ns"].as_str())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    out.push_str(&format!("traces ({}):\n", segments.len()));
+    for s in &segments {
+        let start: i64 = s["start_ns"]
+            .as_str()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
+        let end: i64 = s["end_ns"]
+            .as_str()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
+        let services: Vec<&str> = s["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        out.push_str(&format!(
+            "  {}  {:<24} +{:.1}ms  {:.1}ms\n",
+            short(s["trace_id"].as_str().unwrap_or("")),
+            services.join(","),
+            (start - t0) as f64 / 1e6,
+            (end - start) as f64 / 1e6
+        ));
+    }
+    let bridges = v["bridges"].as_array().cloned().unwrap_or_default();
+    out.push_str(&format!("bridges ({}):\n", bridges.len()));
+    for b in &bridges {
+        out.push_str(&format!(
+            "  {} -> {}  confidence {}\n",
+            short(b["upstream_trace_id"].as_str().unwrap_or("")),
+            short(b["downstream_trace_id"].as_str().unwrap_or("")),
+            b["confidence"]
+        ));
+    }
+    out.push_str(&format!(
+        "log lines mentioning it: {}{}\n",
+        v["log_lines"],
+        if v["log_lines_capped"] == true {
+            " (capped)"
+        } else {
+            ""
+        }
+    ));
+    out
+}
+
+/// Queries `/api/seam/correlations` and prints the flow.
+pub async fn run(args: CorrelateArgs) -> anyhow::Result<()> {
+    let end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as i64;
+    let start = end - (args.since_hours * 3600e9) as i64;
+    let url = format!("{}/api/seam/correlations", args.api.trim_end_matches('/'));
+    let mut req = reqwest::Client::new().get(&url).query(&[
+        ("key", args.key.as_str()),
+        ("value", args.value.as_str()),
+        ("start", &start.to_string()),
+        ("end", &end.to_string()),
+    ]);
+    if let Some(t) = &args.tenant {
+        req = req.header("X-Scope-OrgID", t);
+    }
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach Seam at {}", args.api))?;
+    let status = resp.status();
+    let text = resp.text().await.context("reading the answer")?;
+    if !status.is_success() {
+        bail!("{url} answered {status}: {}", text.trim());
+    }
+    let v: Value = serde_json::from_str(&text).context("the answer is not JSON")?;
+    if args.json {
+        println!("{v}");
+    } else {
+        print!("{}", render(&v));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_traces_bridges_and_log_count() {
+        let v = serde_json::json!({
+            "key": "circuit_id", "value": "c-1",
+            "segments": [
+                {"trace_id": "1111111111111111", "services": ["beorn"], "start_ns": "1000000", "end_ns": "5000000"},
+                {"trace_id": "2222222222222222", "services": ["mdso"], "start_ns": "2000000", "end_ns": "3000000"}
+            ],
+            "bridges": [{"upstream_trace_id": "1111111111111111", "downstream_trace_id": "2222222222222222", "confidence": 1.0}],
+            "log_lines": 3, "log_lines_capped": false
+        });
+        let out = render(&v);
+        assert!(out.starts_with("circuit_id=c-1\ntraces (2):\n"), "{out}");
+        assert!(out.contains("222222222222  mdso"), "{out}");
+        assert!(out.contains("+1.0ms  1.0ms"), "{out}");
+        assert!(
+            out.contains("111111111111 -> 222222222222  confidence 1.0"),
+            "{out}"
+        );
+        assert!(out.ends_with("log lines mentioning it: 3\n"), "{out}");
+    }
+}
