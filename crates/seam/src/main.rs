@@ -2,6 +2,7 @@
 
 mod config;
 mod correlate_cmd;
+mod demo;
 mod serve;
 mod trace_cmd;
 
@@ -29,6 +30,9 @@ enum Command {
     Trace(trace_cmd::TraceArgs),
     /// Print the flow a business key joins: its traces, their bridges, and matching log lines.
     Correlate(correlate_cmd::CorrelateArgs),
+    /// Demo workloads and their scoring.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
     /// Load generators and benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -60,6 +64,7 @@ fn main() -> std::process::ExitCode {
             Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(args).await,
             Command::Trace(args) => trace_cmd::run(args).await,
             Command::Correlate(args) => correlate_cmd::run(args).await,
+            Command::Demo(cmd) => demo::run(cmd).await,
         }
     });
     match result {

@@ -106,7 +106,7 @@ impl Http {
             })
         };
         match tokio::time::timeout(EXCHANGE_TIMEOUT, fut).await {
-            Ok(r) => r.with_context(|| format!("{url}")),
+            Ok(r) => r.with_context(|| url.clone()),
             Err(_) => bail!("{url}: no answer within {EXCHANGE_TIMEOUT:?}"),
         }
     }

@@ -1,0 +1,139 @@
+//! `/api/seam/correlations` and `seam correlate`: a key value's traces, bridges and log lines,
+//! served from the head and, after a restart, from the catalog.
+
+mod common;
+
+use std::time::Duration;
+
+use common::otlp::{log_line, logs, send, service, span, traces};
+use common::{client, eventually, now_ns, Seam};
+use prost::Message;
+use seam_model::attributes::string_kv;
+use serde_json::Value;
+
+fn lookup(s: &Seam, value: &str) -> Value {
+    let (code, body) = s.get_json(
+        &format!("/api/seam/correlations?key=circuit_id&value={value}"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+/// Sends a beorn call and the MDSO trace it started, joined only by `circuit_id`, plus one MDSO log
+/// line mentioning the circuit.
+fn send_flow(s: &Seam, circuit: &str, beorn: [u8; 16], mdso: [u8; 16]) {
+    let http = client();
+    let t0 = now_ns();
+    let mut call = span(
+        &beorn,
+        &[1; 8],
+        "beorn.create_network_service".into(),
+        t0,
+        t0 + 300_000_000,
+    );
+    call.attributes = vec![string_kv("circuit_id", circuit)];
+    let mut plan = span(
+        &mdso,
+        &[2; 8],
+        "CircuitDetailsCollector".into(),
+        t0 + 50_000_000,
+        t0 + 200_000_000,
+    );
+    plan.attributes = vec![string_kv("circuit_id", circuit)];
+    for (svc, sp) in [("beorn", call), ("mdso", plan)] {
+        let r = send(
+            &http,
+            &s.otlp_http,
+            "traces",
+            traces(service(svc), vec![sp]).encode_to_vec(),
+        )
+        .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let line = format!("scriptplan=CircuitDetailsCollector circuit_id={circuit} state=running");
+    let r = send(
+        &http,
+        &s.otlp_http,
+        "logs",
+        logs(service("mdso"), vec![log_line(t0 + 60_000_000, &line)]).encode_to_vec(),
+    )
+    .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn correlations_api_lists_traces_bridges_and_logs_before_and_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Seam::start(dir.path(), &[]);
+    let (beorn, mdso) = ([0xb1; 16], [0xd2; 16]);
+    send_flow(&s, "c-api-1", beorn, mdso);
+    let answer = eventually(Duration::from_secs(10), || {
+        let v = lookup(&s, "c-api-1");
+        (v["bridges"].as_array().map(Vec::len) == Some(1)).then_some(v)
+    })
+    .expect("the bridge is listed");
+    let segments = answer["segments"].as_array().unwrap();
+    let ids: Vec<&str> = segments
+        .iter()
+        .map(|x| x["trace_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![common::codec::hex(&beorn), common::codec::hex(&mdso)],
+        "ordered by start"
+    );
+    assert_eq!(segments[0]["services"], serde_json::json!(["beorn"]));
+    assert_eq!(segments[1]["services"], serde_json::json!(["mdso"]));
+    let b = &answer["bridges"][0];
+    assert_eq!(b["upstream_trace_id"], common::codec::hex(&beorn));
+    assert_eq!(b["downstream_trace_id"], common::codec::hex(&mdso));
+    assert_eq!(b["confidence"], 1.0);
+    assert_eq!(answer["log_lines"], 1);
+    assert_eq!(lookup(&s, "c-unknown")["segments"], serde_json::json!([]));
+    let (code, _) = s.get_json("/api/seam/correlations?key=circuit_id", None);
+    assert_eq!(code, 400, "a missing value is refused");
+
+    let out = std::process::Command::new(common::seam_bin())
+        .args([
+            "correlate",
+            "--key",
+            "circuit_id",
+            "--value",
+            "c-api-1",
+            "--api",
+            &s.api,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("traces (2)")
+            && text.contains("bridges (1)")
+            && text.contains("confidence 1.0"),
+        "{text}"
+    );
+    assert!(text.contains("log lines mentioning it: 1"), "{text}");
+
+    let out = std::process::Command::new(common::seam_bin())
+        .args(["trace", &common::codec::hex(&mdso), "--api", &s.api])
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(tree.contains("stitched from 2 traces"), "{tree}");
+    assert!(tree.contains("⇢ beorn_to_mdso_bridge"), "{tree}");
+    assert!(
+        tree.contains("\n    CircuitDetailsCollector [mdso]"),
+        "the MDSO root hangs under the bridge:\n{tree}"
+    );
+
+    // After a graceful stop everything is in segments and the catalog.
+    assert!(s.terminate());
+    let s = Seam::start(dir.path(), &[]);
+    assert_eq!(
+        lookup(&s, "c-api-1"),
+        answer,
+        "the same answer from the catalog"
+    );
+}

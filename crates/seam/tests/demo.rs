@@ -1,0 +1,109 @@
+//! The demo workload end to end: `seam demo mdso` with a fixed seed and the default noise profile
+//! (concurrent flows on one circuit, reused circuits, keyless spans, clock skew, out-of-order and
+//! late delivery, duplicate batches) over 2,000 flows, then `seam demo score --json`, which must
+//! report precision ≥ 0.99 and recall ≥ 0.98 (the bar of issue 3).
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use common::{seam_bin, write_config, Seam};
+use serde_json::Value;
+
+const CONFIG: &str = "correlation:\n  flow_patterns: [[beorn, mdso, arda]]\n";
+const FLOWS: usize = 2000;
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(seam_bin())
+        .args(args)
+        .output()
+        .expect("run seam");
+    assert!(
+        out.status.success(),
+        "seam {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn demo_mdso_meets_the_precision_and_recall_bar() {
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), CONFIG);
+    let seam = Seam::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let truth = dir.path().join("truth.jsonl");
+    let truth_s = truth.to_str().unwrap();
+    let flows = FLOWS.to_string();
+
+    let gen = run(&[
+        "demo",
+        "mdso",
+        "--otlp-http",
+        &seam.otlp_http,
+        "--flows",
+        &flows,
+        "--rate",
+        "500",
+        "--seed",
+        "42",
+        "--truth",
+        truth_s,
+    ]);
+    let gen_out = String::from_utf8_lossy(&gen.stdout).to_string();
+    eprintln!("{gen_out}");
+    assert!(gen_out.contains(&format!("{FLOWS} flows")), "{gen_out}");
+    assert!(gen_out.contains(" 0 failed"), "{gen_out}");
+
+    // The truth file: a meta line, every trace, two links per flow instance.
+    let text = std::fs::read_to_string(&truth).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["kind"], "meta");
+    let count = |k: &str| lines.iter().filter(|l| l["kind"] == k).count();
+    let (links, traces) = (count("link"), count("trace"));
+    assert!(links >= 2 * FLOWS, "{links} links for {FLOWS} flows");
+    assert!(traces >= 3 * links / 2, "{traces} traces, {links} links");
+    let tagged = |tag: &str| {
+        lines
+            .iter()
+            .filter(|l| {
+                l["noise"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|t| t == tag))
+            })
+            .count()
+    };
+    for tag in ["concurrent", "reused", "late", "keyless"] {
+        assert!(tagged(tag) > 0, "the default profile has no {tag:?} flows");
+    }
+
+    let score = run(&[
+        "demo", "score", "--truth", truth_s, "--api", &seam.api, "--json",
+    ]);
+    let score_out = String::from_utf8_lossy(&score.stdout).to_string();
+    eprintln!("{score_out}");
+    let last: Value = serde_json::from_str(score_out.lines().last().unwrap()).unwrap();
+    let precision = last["precision"].as_f64().unwrap();
+    let recall = last["recall"].as_f64().unwrap();
+    assert_eq!(last["flows"].as_u64().unwrap() as usize * 2, links);
+    assert_eq!(
+        last["true_positives"].as_u64().unwrap() + last["false_negatives"].as_u64().unwrap(),
+        links as u64
+    );
+    assert_eq!(last["traces_not_found"], 0, "{score_out}");
+    assert!(
+        precision >= 0.99,
+        "precision {precision} < 0.99:\n{score_out}"
+    );
+    assert!(recall >= 0.98, "recall {recall} < 0.98:\n{score_out}");
+    eprintln!("demo test took {:.1} s", t0.elapsed().as_secs_f64());
+}
