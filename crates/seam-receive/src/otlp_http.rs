@@ -78,11 +78,22 @@ const INTERNAL: i32 = 13;
 
 /// `google.rpc.Status`, the body of an OTLP/HTTP error.
 #[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
+pub struct RpcStatus {
+    /// The gRPC status code.
     #[prost(int32, tag = "1")]
-    code: i32,
+    pub code: i32,
+    /// What was wrong.
     #[prost(string, tag = "2")]
-    message: String,
+    pub message: String,
+}
+
+/// The message of an OTLP/HTTP error answer: its `google.rpc.Status` message, or the start of
+/// the body as text (for clients of Seam such as the load generator and the demo).
+pub fn error_message(body: &[u8]) -> String {
+    match RpcStatus::decode(body) {
+        Ok(s) if !s.message.is_empty() => s.message,
+        _ => String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+    }
 }
 
 fn error(format: Format, status: StatusCode, code: i32, message: String) -> Response {

@@ -17,7 +17,7 @@ use crate::head::HeadPart;
 use crate::schema::{decode_attributes, log_col, sample_col, span_col, StoredEvents, StoredLinks};
 use crate::segment::{self, RowSelection};
 use crate::series_index::LabelMatcher;
-use crate::store::Store;
+use crate::store::{State, Store};
 use crate::StoreError;
 
 /// Which end of a time range a log query starts from.
@@ -68,15 +68,7 @@ impl Store {
         pick: impl Fn(&HeadPart) -> Vec<RecordBatch>,
     ) -> (Vec<RecordBatch>, HashMap<i64, SegmentMeta>) {
         let st = self.inner.state.read();
-        let mut batches = Vec::new();
-        if let Some(p) = st.active.get(&(tenant.clone(), signal)) {
-            batches.extend(pick(p));
-        }
-        for (t, s, p) in &st.frozen {
-            if t == tenant && *s == signal {
-                batches.extend(pick(p));
-            }
-        }
+        let batches: Vec<RecordBatch> = heads(&st, tenant, signal).flat_map(&pick).collect();
         let segs = st
             .segments
             .iter()
@@ -124,17 +116,7 @@ impl Store {
     ) -> Result<Vec<seam_model::traces::TraceEdge>, StoreError> {
         let mut out: Vec<seam_model::traces::TraceEdge> = {
             let st = self.inner.state.read();
-            let heads = st
-                .active
-                .get(&(tenant.clone(), Signal::Traces))
-                .into_iter()
-                .chain(
-                    st.frozen
-                        .iter()
-                        .filter(|(t, s, _)| t == tenant && *s == Signal::Traces)
-                        .map(|(_, _, p)| p.as_ref()),
-                );
-            heads
+            heads(&st, tenant, Signal::Traces)
                 .flat_map(|p| p.edges.iter())
                 .filter(|e| e.upstream == *trace_id || e.downstream == *trace_id)
                 .copied()
@@ -158,17 +140,7 @@ impl Store {
     ) -> Result<Vec<crate::catalog::KeyRow>, StoreError> {
         let mut rows: Vec<crate::catalog::KeyRow> = {
             let st = self.inner.state.read();
-            let heads = st
-                .active
-                .get(&(tenant.clone(), Signal::Traces))
-                .into_iter()
-                .chain(
-                    st.frozen
-                        .iter()
-                        .filter(|(t, s, _)| t == tenant && *s == Signal::Traces)
-                        .map(|(_, _, p)| p.as_ref()),
-                );
-            heads
+            heads(&st, tenant, Signal::Traces)
                 .flat_map(|p| p.keys.iter())
                 .filter(|k| {
                     k.key == key && k.value == value && k.end_ns >= start_ns && k.start_ns <= end_ns
@@ -399,6 +371,14 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The active and frozen heads of one tenant and signal.
+fn heads<'a>(st: &'a State, tenant: &'a Tenant, signal: Signal) -> impl Iterator<Item = &'a HeadPart> + 'a {
+    let key = (tenant.clone(), signal);
+    st.active.get(&key).into_iter().chain(
+        st.frozen.iter().filter(move |(t, s, _)| t == tenant && *s == signal).map(|(_, _, p)| p.as_ref()),
+    )
 }
 
 fn overlapping(segs: &HashMap<i64, SegmentMeta>, start_ns: i64, end_ns: i64) -> Vec<&SegmentMeta> {

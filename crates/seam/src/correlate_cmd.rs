@@ -1,7 +1,9 @@
 //! `seam correlate --key K --value V`: prints the flow a business key joins — the traces carrying
 //! it, the bridges between them, and how many log lines mention it.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+
+use crate::api_client::get_json;
 use clap::Args;
 use serde_json::Value;
 
@@ -97,26 +99,20 @@ pub async fn run(args: CorrelateArgs) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos() as i64;
     let start = end - (args.since_hours * 3600e9) as i64;
-    let url = format!("{}/api/seam/correlations", args.api.trim_end_matches('/'));
-    let mut req = reqwest::Client::new().get(&url).query(&[
-        ("key", args.key.as_str()),
-        ("value", args.value.as_str()),
-        ("start", &start.to_string()),
-        ("end", &end.to_string()),
-    ]);
-    if let Some(t) = &args.tenant {
-        req = req.header("X-Scope-OrgID", t);
-    }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("cannot reach Seam at {}", args.api))?;
-    let status = resp.status();
-    let text = resp.text().await.context("reading the answer")?;
-    if !status.is_success() {
-        bail!("{url} answered {status}: {}", text.trim());
-    }
-    let v: Value = serde_json::from_str(&text).context("the answer is not JSON")?;
+    let query = [
+        ("key", args.key.clone()),
+        ("value", args.value.clone()),
+        ("start", start.to_string()),
+        ("end", end.to_string()),
+    ];
+    let v = get_json(
+        &args.api,
+        "/api/seam/correlations",
+        &query,
+        args.tenant.as_deref(),
+    )
+    .await?
+    .context("this Seam has no /api/seam/correlations")?;
     if args.json {
         println!("{v}");
     } else {

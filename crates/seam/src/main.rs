@@ -1,5 +1,6 @@
 //! The `seam` command: `serve`, `bench ingest`, and more as issues land.
 
+mod api_client;
 mod config;
 mod correlate_cmd;
 mod demo;

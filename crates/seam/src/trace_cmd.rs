@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
+
+use crate::api_client::get_json;
 use base64::Engine;
 use clap::Args;
 use serde_json::Value;
@@ -165,29 +167,21 @@ fn render(mut spans: Vec<Node>) -> String {
 
 /// Fetches and prints the trace.
 pub async fn run(args: TraceArgs) -> anyhow::Result<()> {
-    let url = format!(
-        "{}/api/traces/{}{}",
-        args.api.trim_end_matches('/'),
-        args.id,
-        if args.raw { "?stitch=false" } else { "" }
-    );
-    let mut req = reqwest::Client::new().get(&url);
-    if let Some(t) = &args.tenant {
-        req = req.header("X-Scope-OrgID", t);
-    }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("cannot reach Seam at {}", args.api))?;
-    let status = resp.status();
-    let text = resp.text().await.context("reading the answer")?;
-    if status.as_u16() == 404 {
+    let query: Vec<(&str, String)> = if args.raw {
+        vec![("stitch", "false".into())]
+    } else {
+        Vec::new()
+    };
+    let Some(body) = get_json(
+        &args.api,
+        &format!("/api/traces/{}", args.id),
+        &query,
+        args.tenant.as_deref(),
+    )
+    .await?
+    else {
         bail!("trace {} not found", args.id);
-    }
-    if !status.is_success() {
-        bail!("{url} answered {status}: {}", text.trim());
-    }
-    let body: Value = serde_json::from_str(&text).context("the answer is not JSON")?;
+    };
     let spans = nodes(&body);
     let traces: HashSet<&str> = spans
         .iter()

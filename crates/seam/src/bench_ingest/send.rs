@@ -252,18 +252,4 @@ impl Worker {
     }
 }
 
-/// `google.rpc.Status`, the body of an OTLP/HTTP error.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
-fn refusal_message(body: &[u8]) -> String {
-    match RpcStatus::decode(body) {
-        Ok(s) if !s.message.is_empty() => s.message,
-        _ => String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
-    }
-}
+use seam_receive::otlp_http::error_message as refusal_message;

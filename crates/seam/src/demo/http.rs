@@ -140,18 +140,4 @@ impl Http {
     }
 }
 
-/// The message of an error answer: `google.rpc.Status` or the start of the text.
-pub fn error_message(body: &[u8]) -> String {
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct RpcStatus {
-        #[prost(int32, tag = "1")]
-        code: i32,
-        #[prost(string, tag = "2")]
-        message: String,
-    }
-    use prost::Message;
-    match RpcStatus::decode(body) {
-        Ok(s) if !s.message.is_empty() => s.message,
-        _ => String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
-    }
-}
+pub use seam_receive::otlp_http::error_message;
