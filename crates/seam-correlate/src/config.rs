@@ -99,6 +99,9 @@ pub struct CorrelationConfig {
     /// Segments remembered per key value; beyond it the oldest entry is dropped, so one hot value
     /// cannot make every lookup slow.
     pub max_segments_per_value: usize,
+    /// A Redis shared by replicas (`redis://127.0.0.1:6379/`): each process publishes its
+    /// segments' summaries there and matches against the others'. Off (`None`) by default.
+    pub redis_url: Option<String>,
 }
 
 impl Default for CorrelationConfig {
@@ -144,6 +147,7 @@ impl Default for CorrelationConfig {
                 .collect(),
             max_spans_per_segment: 256,
             max_segments_per_value: 256,
+            redis_url: None,
         }
     }
 }

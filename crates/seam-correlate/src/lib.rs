@@ -35,6 +35,6 @@ pub use extract::{KeyExtractor, KeyMatch};
 pub use index::{IndexEntry, KeyIndex, MemoryKeyIndex};
 pub use link::{bridge_id, confidence, Link};
 pub use matcher::{is_synthetic, Correlator};
-pub use segment::Segment;
+pub use segment::{CompactSpan, RemoteSegment, Segment};
 pub use stats::Stats;
 pub use stitch::{component, stitch, StitchedTrace, ORIGINAL_TRACE_ID};

@@ -149,6 +149,51 @@ pub struct Segment {
     root: usize,
     pub(crate) link: LinkState,
     pub(crate) expires_ns: i64,
+    /// True for a segment another process holds, known from its [`RemoteSegment`] summary.
+    pub(crate) remote: bool,
+}
+
+/// A summary of a segment held by another process (a replica sharing the key index): what the
+/// matcher needs to relate it to local segments and to build a bridge under one of its spans.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteSegment {
+    /// The trace id.
+    pub trace_id: TraceId,
+    /// The services of its spans; [`CompactSpan::service`] indexes this list.
+    pub services: Vec<String>,
+    /// The earliest span start, nanoseconds.
+    pub start_ns: i64,
+    /// The latest span end, nanoseconds.
+    pub end_ns: i64,
+    /// Some of its spans, the root first: enough to choose a bridge parent.
+    pub spans: Vec<CompactSpan>,
+    /// Its correlation keys.
+    pub keys: Vec<KeyMatch>,
+}
+
+impl RemoteSegment {
+    /// The summary of a local segment, with at most `max_spans` spans (the root always among
+    /// them, first).
+    pub fn of(seg: &Segment, max_spans: usize) -> RemoteSegment {
+        let root = seg.root().map(|r| r.span_id);
+        let mut spans: Vec<CompactSpan> = seg.root().cloned().into_iter().collect();
+        spans.extend(
+            seg.spans
+                .iter()
+                .filter(|s| Some(s.span_id) != root)
+                .take(max_spans.saturating_sub(1))
+                .cloned(),
+        );
+        spans.truncate(max_spans.max(1));
+        RemoteSegment {
+            trace_id: seg.trace_id,
+            services: seg.services.clone(),
+            start_ns: seg.start_ns,
+            end_ns: seg.end_ns,
+            spans,
+            keys: seg.keys.clone(),
+        }
+    }
 }
 
 impl Segment {
@@ -168,7 +213,13 @@ impl Segment {
             root: 0,
             link: LinkState::Open,
             expires_ns: i64::MIN,
+            remote: false,
         }
+    }
+
+    /// True when the segment is another process's, known from a [`RemoteSegment`].
+    pub fn is_remote(&self) -> bool {
+        self.remote
     }
 
     /// Adds one span; returns false for a span id already seen (duplicate delivery). Keeps at most

@@ -13,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use seam_correlate::{bridge_batch, CorrelationConfig, Correlator, Link};
+use seam_correlate::{bridge_batch, CorrelationConfig, Correlator, Link, RemoteSegment};
 use seam_model::otlp::trace::v1::ResourceSpans;
 use seam_model::{Batch, Label, LogBatch, Tenant};
 use seam_store::Store;
@@ -45,6 +45,8 @@ pub struct Correlation {
     engine: Mutex<Engine>,
     config: CorrelationConfig,
     metrics: CorrelationMetrics,
+    /// The shared index of replicas, when `correlation.redis_url` is set.
+    redis: Option<Arc<crate::correlation_redis::RedisReplica>>,
 }
 
 struct Engine {
@@ -88,13 +90,23 @@ impl Correlation {
             "From the arrival of the segment that completed a match to its bridge being written",
             metrics.latency.clone(),
         );
+        let redis = config.redis_url.as_deref().map(|url| {
+            Arc::new(crate::correlation_redis::RedisReplica::new(
+                url,
+                config.window,
+                registry,
+            ))
+        });
+        let mut correlator = Correlator::new(config.clone());
+        correlator.track_changes(redis.is_some());
         Correlation {
             engine: Mutex::new(Engine {
-                correlator: Correlator::new(config.clone()),
+                correlator,
                 exported: BTreeMap::new(),
             }),
             config,
             metrics,
+            redis,
         }
     }
 
@@ -107,6 +119,32 @@ impl Correlation {
     pub fn observe(&self, tenant: &Tenant, rs: &[ResourceSpans]) -> Vec<Link> {
         let mut e = self.engine.lock();
         let links = e.correlator.observe_spans(tenant.as_str(), rs, now_ns());
+        self.export_stats(&mut e);
+        if let Some(redis) = &self.redis {
+            let changed: Vec<_> = e
+                .correlator
+                .take_changed()
+                .into_iter()
+                .filter_map(|(t, trace)| {
+                    let seg = e.correlator.segment(&t, &trace)?;
+                    Some((
+                        t,
+                        RemoteSegment::of(seg, crate::correlation_redis::MAX_SPANS),
+                    ))
+                })
+                .collect();
+            drop(e);
+            for (t, seg) in changed {
+                redis.offer(t, seg);
+            }
+        }
+        links
+    }
+
+    /// Observes another replica's segment summary; returns the links decided at once.
+    pub fn observe_remote(&self, tenant: &str, seg: &RemoteSegment) -> Vec<Link> {
+        let mut e = self.engine.lock();
+        let links = e.correlator.observe_remote(tenant, seg, now_ns());
         self.export_stats(&mut e);
         links
     }
@@ -219,6 +257,9 @@ impl Correlation {
 
     /// Runs the ticker until the store shuts down.
     pub fn spawn_ticker(self: &Arc<Self>, store: Store) -> tokio::task::JoinHandle<()> {
+        if let Some(redis) = &self.redis {
+            redis.spawn(self.clone(), store.clone());
+        }
         let me = self.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_millis(100));

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod correlation;
+pub mod correlation_redis;
 pub mod params;
 mod sink;
 pub mod telemetry;

@@ -100,6 +100,9 @@ pub fn apply_env(
                     .parse()
                     .map_err(|_| anyhow!("environment variable {k}: {v:?} is not a number"))?
             }
+            ("correlation", "redis_url") => {
+                cfg.correlation.redis_url = Some(v).filter(|v| !v.trim().is_empty())
+            }
             _ => bail!("environment variable {k}: unknown configuration key {section}.{key}"),
         }
     }

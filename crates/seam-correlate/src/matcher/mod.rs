@@ -49,7 +49,7 @@ use crate::extract::{KeyExtractor, KeyMatch};
 use crate::fxhash::FxHashMap;
 use crate::index::{ExpiryQueue, IndexEntry, KeyIndex, MemoryKeyIndex};
 use crate::link::Link;
-use crate::segment::{range_distance, Candidate, LinkState, Segment};
+use crate::segment::{range_distance, Candidate, LinkState, RemoteSegment, Segment};
 use crate::stats::Stats;
 use seam_model::otlp::trace::v1::ResourceSpans;
 use seam_model::{SpanId, TraceId};
@@ -101,6 +101,9 @@ pub struct Correlator<I: KeyIndex = MemoryKeyIndex> {
     scratch: Vec<IndexEntry>,
     /// Per batch: trace id -> index into the touched list (kept to reuse its allocation).
     seen: FxHashMap<TraceId, usize>,
+    /// Local segments whose matching inputs changed, kept only once
+    /// [`Correlator::track_changes`] is on (for publishing to replicas).
+    changed: Option<Vec<(Arc<str>, TraceId)>>,
 }
 
 impl Correlator<MemoryKeyIndex> {
@@ -126,6 +129,7 @@ impl<I: KeyIndex> Correlator<I> {
             settle_ns: dur_ns(config.settle),
             max_skew_ns: dur_ns(config.max_skew),
             scratch: Vec::new(),
+            changed: None,
             config,
         }
     }
@@ -194,15 +198,88 @@ impl<I: KeyIndex> Correlator<I> {
         out
     }
 
-    /// Takes in one batch of spans that arrived at `arrival_ns`; returns the links decided now
-    /// (unambiguous new ones, and held ones that came due).
-    pub fn observe_spans(
+    /// Starts (or stops) recording which local segments with keys changed, for
+    /// [`Correlator::take_changed`]. Off by default, so nothing accumulates unless a caller
+    /// drains it.
+    pub fn track_changes(&mut self, on: bool) {
+        self.changed = on.then(Vec::new);
+    }
+
+    /// The local segments with keys whose time range, root or keys changed since the last call
+    /// (tenant, trace id), when [`Correlator::track_changes`] is on. Remote segments are never
+    /// listed, so a replica never re-publishes what it learnt from another.
+    pub fn take_changed(&mut self) -> Vec<(Arc<str>, TraceId)> {
+        self.changed
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Takes in the summary of a segment another process holds (read from a shared key index),
+    /// received at `arrival_ns`; returns the links decided now. The remote segment is matched
+    /// against local segments like a local one (in both roles), but never against another remote
+    /// one: the processes holding those decide that pair themselves. A summary for a trace id
+    /// that has local spans here is ignored (the local segment is authoritative). A summary seen
+    /// again merges into the remote segment (new spans and keys, a wider range).
+    pub fn observe_remote(
         &mut self,
         tenant: &str,
-        rs: &[ResourceSpans],
+        remote: &RemoteSegment,
         arrival_ns: i64,
     ) -> Vec<Link> {
-        let name = match self.tenants.get(tenant) {
+        if remote.trace_id.is_zero() || remote.start_ns > remote.end_ns {
+            return self.poll(arrival_ns);
+        }
+        let name = self.tenant_name(tenant);
+        let t = self.tenants.get_mut(tenant).expect("tenant made above");
+        if t.segments.get(&remote.trace_id).is_some_and(|s| !s.remote) {
+            return self.poll(arrival_ns);
+        }
+        let seg = t.segments.entry(remote.trace_id).or_insert_with(|| {
+            let mut s = Segment::new(remote.trace_id, arrival_ns);
+            s.remote = true;
+            s
+        });
+        let mut before = Before {
+            trace: remote.trace_id,
+            start: seg.start_ns,
+            end: seg.end_ns,
+            root: seg.root().map(|r| r.span_id),
+            keys: seg.keys.len(),
+            keys_changed: false,
+        };
+        seg.last_arrival_ns = seg.last_arrival_ns.max(arrival_ns);
+        let max_spans = self.config.max_spans_per_segment;
+        for sp in &remote.spans {
+            let service = remote
+                .services
+                .get(usize::from(sp.service))
+                .map_or("unknown_service", |s| s.as_str());
+            seg.add_span(
+                sp.span_id,
+                sp.parent_span_id,
+                service,
+                &sp.name,
+                sp.start_ns,
+                sp.end_ns,
+                max_spans,
+            );
+        }
+        seg.start_ns = seg.start_ns.min(remote.start_ns);
+        seg.end_ns = seg.end_ns.max(remote.end_ns);
+        for k in &remote.keys {
+            before.keys_changed |= seg.add_key(k);
+        }
+        let dirty = self.refresh(&name, &[before]);
+        let offers = self.evaluate(tenant, &dirty);
+        let mut links = self.apply(&name, offers, arrival_ns);
+        links.extend(self.poll(arrival_ns));
+        links
+    }
+
+    /// The tenant's shared name, making its entry on first use.
+    fn tenant_name(&mut self, tenant: &str) -> Arc<str> {
+        match self.tenants.get(tenant) {
             Some(t) => t.name.clone(),
             None => {
                 let name: Arc<str> = tenant.into();
@@ -215,7 +292,18 @@ impl<I: KeyIndex> Correlator<I> {
                 );
                 name
             }
-        };
+        }
+    }
+
+    /// Takes in one batch of spans that arrived at `arrival_ns`; returns the links decided now
+    /// (unambiguous new ones, and held ones that came due).
+    pub fn observe_spans(
+        &mut self,
+        tenant: &str,
+        rs: &[ResourceSpans],
+        arrival_ns: i64,
+    ) -> Vec<Link> {
+        let name = self.tenant_name(tenant);
         let touched = self.ingest(tenant, rs, arrival_ns);
         let dirty = self.refresh(&name, &touched);
         let offers = self.evaluate(tenant, &dirty);

@@ -132,6 +132,9 @@ impl<I: KeyIndex> Correlator<I> {
                 || b.root != seg.root().map(|r| r.span_id);
             if changed && !seg.keys.is_empty() {
                 dirty.push((b.trace, b.keys));
+                if let (Some(list), false) = (self.changed.as_mut(), seg.remote) {
+                    list.push((tenant.clone(), b.trace));
+                }
             }
         }
         dirty
@@ -164,11 +167,14 @@ impl<I: KeyIndex> Correlator<I> {
                     if c.trace_id < *trace && changed.contains(&c.trace_id) {
                         continue;
                     }
-                    // A future shared index may name segments held elsewhere; they need the
-                    // remote summary this engine does not have yet.
+                    // A shared index may name segments held elsewhere and not yet summarised here.
                     let Some(other) = t.segments.get(&c.trace_id) else {
                         continue;
                     };
+                    // Two remote segments: the processes holding them decide that pair.
+                    if s.remote && other.remote {
+                        continue;
+                    }
                     match self.relate(s, other, km) {
                         Ok(o) => offers.push(o),
                         Err(r) => self.stats.refuse(r),

@@ -216,3 +216,60 @@ fn a_pattern_sees_past_an_unlisted_root_service() {
     assert_eq!(links[0].upstream_service, "nginx");
     assert_eq!(links[0].gap_ms, -1_000);
 }
+
+/// A replica's engine: the upstream segment arrives as another process's summary, the downstream
+/// locally; the link hangs under the remote call span. Remote segments are never reported as
+/// changed (so never re-published), and two remote segments are never linked here.
+#[test]
+fn remote_segments_match_local_ones_and_are_not_republished() {
+    let mut other = Correlator::new(CorrelationConfig {
+        settle: Duration::ZERO,
+        ..Default::default()
+    });
+    let beorn = spans_with_service(
+        "beorn",
+        vec![
+            span(1, 1, 0, "root", T0, T0 + 300, &[("circuit_id", "c")]),
+            span(1, 2, 1, "call", T0 + 50, T0 + 250, &[]),
+        ],
+    );
+    other.track_changes(true);
+    other.observe_spans("t", &[beorn], ns(T0));
+    let changed = other.take_changed();
+    assert_eq!(changed.len(), 1);
+    let summary = RemoteSegment::of(other.segment("t", &changed[0].1).unwrap(), 8);
+    assert_eq!(summary.spans[0].span_id, SpanId([1; 8]), "the root first");
+
+    let mut c = Correlator::new(CorrelationConfig {
+        settle: Duration::ZERO,
+        ..Default::default()
+    });
+    c.track_changes(true);
+    assert!(c.observe_remote("t", &summary, ns(T0)).is_empty());
+    assert!(
+        c.take_changed().is_empty(),
+        "remote segments are not re-published"
+    );
+    assert!(c.segment("t", &TraceId([1; 16])).unwrap().is_remote());
+    let mut arda = summary.clone();
+    arda.trace_id = TraceId([3; 16]);
+    arda.services = vec!["arda".into()];
+    assert!(
+        c.observe_remote("t", &arda, ns(T0)).is_empty(),
+        "two remote segments are left to their owners"
+    );
+    let links = c.observe_spans("t", &[seg("mdso", 2, T0 + 100, "c")], ns(T0 + 400));
+    assert_eq!(links.len(), 1, "{links:?}");
+    let l = &links[0];
+    assert_eq!(l.upstream_trace_id, TraceId([1; 16]));
+    assert_eq!(l.downstream_trace_id, TraceId([2; 16]));
+    assert_eq!(
+        l.parent_span_id,
+        SpanId([2; 8]),
+        "under the remote call span"
+    );
+    assert_eq!(l.confidence, 1.0);
+    assert_eq!(c.take_changed().len(), 1, "the local segment is");
+    // The same summary again changes nothing.
+    assert!(c.observe_remote("t", &summary, ns(T0 + 500)).is_empty());
+}
