@@ -374,10 +374,17 @@ impl Store {
 }
 
 /// The active and frozen heads of one tenant and signal.
-fn heads<'a>(st: &'a State, tenant: &'a Tenant, signal: Signal) -> impl Iterator<Item = &'a HeadPart> + 'a {
+fn heads<'a>(
+    st: &'a State,
+    tenant: &'a Tenant,
+    signal: Signal,
+) -> impl Iterator<Item = &'a HeadPart> + 'a {
     let key = (tenant.clone(), signal);
     st.active.get(&key).into_iter().chain(
-        st.frozen.iter().filter(move |(t, s, _)| t == tenant && *s == signal).map(|(_, _, p)| p.as_ref()),
+        st.frozen
+            .iter()
+            .filter(move |(t, s, _)| t == tenant && *s == signal)
+            .map(|(_, _, p)| p.as_ref()),
     )
 }
 
