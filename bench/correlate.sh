@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# Correlation benchmark, in two parts; writes bench/results/correlate.json plus a table on stdout.
+#
+# 1. In-process: the `correlate_bench` example of seam-correlate (Beorn -> MDSO -> Arda flows, one
+#    segment per observe call by default) with 10K and 100K active circuits: segments/s, matches
+#    (links)/s, and the p99 time of the observe calls that decided a link.
+# 2. End to end: a release `seam serve` on ephemeral ports with a fresh data directory and the flow
+#    pattern [beorn, mdso, arda], driven by `seam demo mdso` at increasing rates (a fresh seed per
+#    run). After each run: bridges/s and the p99 arrival-to-bridge latency from the deltas of
+#    /metrics, the server's RSS, the generator's achieved flows/s, and `seam demo score --json`.
+#
+# Environment:
+#   BENCH_CIRCUITS        active circuits of the in-process runs (default "10000 100000")
+#   BENCH_INPROC_FLOWS    flows per in-process run (default: 3 x circuits, at least 100000)
+#   BENCH_INPROC_BATCH    segments per observe call in-process (default 1)
+#   BENCH_RATES           flows/s of the end-to-end runs (default "200 1000 5000")
+#   BENCH_FLOWS_SECONDS   each end-to-end run sends rate x this many flows (default 10) ...
+#   BENCH_MAX_FLOWS       ... capped at this many (default 20000)
+#   BENCH_SCORE_WAIT      `seam demo score --wait` seconds (default 3)
+#   BENCH_SCORE_TIMEOUT   seconds before scoring a run is abandoned (precision/recall null; default 90)
+#   BENCH_SETTLE          if set, `correlation.settle` of the server (e.g. 0s, 500ms; default: the
+#                         server's default, 2 s)
+#   BENCH_SERVE_ARGS      extra arguments for `seam serve` (e.g. "--fsync interval")
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+CIRCUITS="${BENCH_CIRCUITS:-10000 100000}"
+INPROC_FLOWS="${BENCH_INPROC_FLOWS:-}"
+INPROC_BATCH="${BENCH_INPROC_BATCH:-1}"
+RATES="${BENCH_RATES:-200 1000 5000}"
+FLOWS_SECONDS="${BENCH_FLOWS_SECONDS:-10}"
+MAX_FLOWS="${BENCH_MAX_FLOWS:-20000}"
+SCORE_WAIT="${BENCH_SCORE_WAIT:-3}"
+SCORE_TIMEOUT="${BENCH_SCORE_TIMEOUT:-90}"
+SERVE_ARGS="${BENCH_SERVE_ARGS:-}"
+SETTLE="${BENCH_SETTLE:-}"
+OUT="$ROOT/bench/results/correlate.json"
+SEAM="$ROOT/target/release/seam"
+EXAMPLE="$ROOT/target/release/examples/correlate_bench"
+
+echo "building release binaries..." >&2
+cargo build --release -p seam >&2
+cargo build --release -p seam-correlate --example correlate_bench >&2
+
+WORK="$(mktemp -d)"
+DATA_DIR="$WORK/data"
+LOG="$WORK/seam.log"
+CONFIG="$WORK/seam.yaml"
+INPROC="$WORK/inproc.jsonl"
+RUNS="$WORK/runs.jsonl"
+mkdir -p "$DATA_DIR"
+: >"$INPROC"
+: >"$RUNS"
+SERVER_PID=""
+
+cleanup() {
+    local rc=$?
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "server did not stop within 10 s of SIGTERM; killing it" >&2
+            kill -KILL "$SERVER_PID" 2>/dev/null || true
+        fi
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$DATA_DIR"
+    if [[ $rc -ne 0 && -f "$LOG" ]]; then
+        echo "--- last lines of the server log (kept in $WORK) ---" >&2
+        tail -n 20 "$LOG" >&2 || true
+    else
+        rm -rf "$WORK"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- 1. in-process
+for circuits in $CIRCUITS; do
+    flows="$INPROC_FLOWS"
+    [[ -n "$flows" ]] || flows=$((circuits * 3 > 100000 ? circuits * 3 : 100000))
+    echo "== in-process: $circuits active circuits, $flows flows, batch $INPROC_BATCH" >&2
+    line="$("$EXAMPLE" --circuits "$circuits" --flows "$flows" --batch "$INPROC_BATCH" | tail -n 1)"
+    echo "$line" >&2
+    echo "$line" >>"$INPROC"
+done
+
+# ---------------------------------------------------------------- 2. end to end
+cat >"$CONFIG" <<'YAML'
+correlation:
+  flow_patterns: [[beorn, mdso, arda]]
+YAML
+[[ -z "$SETTLE" ]] || echo "  settle: $SETTLE" >>"$CONFIG"
+
+# shellcheck disable=SC2086 # SERVE_ARGS is a list of words
+"$SEAM" serve --config "$CONFIG" --data-dir "$DATA_DIR" --listen 127.0.0.1:0 \
+    --otlp-http 127.0.0.1:0 --otlp-grpc 127.0.0.1:0 $SERVE_ARGS >"$LOG" 2>&1 &
+SERVER_PID=$!
+
+# The start-up line carries the bound addresses: {"listen":"127.0.0.1:N","otlp_http":"127.0.0.1:M",...}
+field() { # field NAME: the value of NAME in the first log line that has it
+    python3 - "$LOG" "$1" <<'PY'
+import json, sys
+for line in open(sys.argv[1], errors="replace"):
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        continue
+    fields = obj.get("fields", {}) if isinstance(obj.get("fields"), dict) else {}
+    v = obj.get(sys.argv[2], fields.get(sys.argv[2]))
+    if v:
+        print(v)
+        break
+PY
+}
+OTLP_HTTP=""
+for _ in $(seq 1 300); do
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "seam serve exited during start-up" >&2; exit 1; }
+    OTLP_HTTP="$(field otlp_http)"
+    [[ -n "$OTLP_HTTP" ]] && break
+    sleep 0.1
+done
+[[ -n "$OTLP_HTTP" ]] || { echo "no otlp_http address in the server log after 30 s" >&2; exit 1; }
+LISTEN="$(field listen)"
+echo "seam serve pid $SERVER_PID: listen $LISTEN, otlp_http $OTLP_HTTP" >&2
+
+ready=""
+for _ in $(seq 1 600); do
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "seam serve exited before it was ready" >&2; exit 1; }
+    if [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$LISTEN/ready" || true)" == "200" ]]; then
+        ready=1
+        break
+    fi
+    sleep 0.1
+done
+[[ -n "$ready" ]] || { echo "GET http://$LISTEN/ready did not return 200 within 60 s" >&2; exit 1; }
+
+rss_kib() { awk '/^'"$1"':/ {print $2}' "/proc/$SERVER_PID/status"; }
+metrics() { curl -sf "http://$LISTEN/metrics"; }
+
+seed=0
+for rate in $RATES; do
+    seed=$((seed + 1))
+    flows=$(python3 -c "print(max(1, min(int(float('$rate') * float('$FLOWS_SECONDS')), int('$MAX_FLOWS'))))")
+    truth="$WORK/truth-$seed.jsonl"
+    # Reset the peak RSS to the current RSS, so VmHWM is this run's peak.
+    reset=false
+    if echo 5 >"/proc/$SERVER_PID/clear_refs" 2>/dev/null; then reset=true; fi
+    metrics >"$WORK/before-$seed.prom"
+    echo "== end to end: $flows flows at $rate flows/s, seed $seed" >&2
+    t0=$(date +%s.%N)
+    "$SEAM" demo mdso --otlp-http "http://$OTLP_HTTP" --flows "$flows" --rate "$rate" \
+        --seed "$seed" --truth "$truth" | tee "$WORK/demo-$seed.txt" >&2
+    t1=$(date +%s.%N)
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "seam serve died during the run" >&2; exit 1; }
+    metrics >"$WORK/sent-$seed.prom"
+    rss_sent="$(rss_kib VmRSS)"
+    # Scoring waits until the bridge count has settled (late and out-of-order segments).
+    # It fetches every trace of the truth file through the query API, so it is bounded.
+    timeout "$SCORE_TIMEOUT" "$SEAM" demo score --truth "$truth" --api "http://$LISTEN" --json \
+        --wait "$SCORE_WAIT" --max-wait 60 --concurrency 8 | tee "$WORK/score-$seed.txt" >&2 ||
+        echo "seam demo score did not finish within $SCORE_TIMEOUT s (BENCH_SCORE_TIMEOUT)" >&2
+    metrics >"$WORK/after-$seed.prom"
+    python3 - "$rate" "$flows" "$seed" "$t0" "$t1" "$reset" "$rss_sent" "$(rss_kib VmRSS)" \
+        "$(rss_kib VmHWM)" "$WORK" >>"$RUNS" <<'PY'
+import json, math, re, sys
+rate, flows, seed, t0, t1, reset, rss_sent, rss_after, hwm, work = sys.argv[1:11]
+rate, flows, seed = float(rate), int(flows), int(seed)
+wall = float(t1) - float(t0)
+
+def parse(path):
+    m = {}
+    for line in open(path):
+        if not line.strip() or line.startswith("#"):
+            continue
+        mm = re.match(r"^([A-Za-z_:][A-Za-z0-9_:]*(?:\{[^}]*\})?)\s+(\S+)", line)
+        if mm:
+            m[mm.group(1)] = float(mm.group(2))
+    return m
+
+def total(m, name):
+    return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
+
+def buckets(m, name):
+    out = {}
+    for k, v in m.items():
+        if k.startswith(name + "_bucket{"):
+            le = re.search(r'le="([^"]+)"', k).group(1)
+            le = math.inf if le == "+Inf" else float(le)
+            out[le] = out.get(le, 0) + v
+    return out
+
+def quantile(q, before, after):
+    """histogram_quantile over the bucket deltas, with Prometheus' linear interpolation."""
+    d = sorted((le, after.get(le, 0) - before.get(le, 0)) for le in after)
+    if not d or d[-1][1] <= 0:
+        return None
+    rank = q * d[-1][1]
+    prev_le, prev_c = 0.0, 0.0
+    for i, (le, c) in enumerate(d):
+        if c >= rank:
+            if math.isinf(le):  # in the +Inf bucket: the highest finite bound
+                return d[i - 1][0] if i > 0 else None
+            return prev_le + (le - prev_le) * (rank - prev_c) / (c - prev_c) if c > prev_c else le
+        prev_le, prev_c = le, c
+    return None
+
+b, s, a = (parse(f"{work}/{p}-{seed}.prom") for p in ("before", "sent", "after"))
+H = "correlation_match_latency_seconds"
+C = "correlation_bridge_spans_created_total"
+hb, ha = buckets(b, H), buckets(a, H)
+demo = open(f"{work}/demo-{seed}.txt").read()
+m = re.search(r"seam demo mdso: (\d+) flows \((\d+) concurrent twins", demo)
+gen_flows, twins = (int(m.group(1)), int(m.group(2))) if m else (flows, None)
+m = re.search(r"\) in ([0-9.]+) s", demo)
+gen_s = float(m.group(1)) if m else wall
+score = None
+for line in reversed(open(f"{work}/score-{seed}.txt").read().splitlines()):
+    if line.startswith("{"):
+        score = json.loads(line)
+        break
+score_text = open(f"{work}/score-{seed}.txt").read()
+m = re.search(r"(\d+) traces fetched in ([0-9.]+) s", score_text)
+score_fetch = {"traces": int(m.group(1)), "seconds": float(m.group(2))} if m else None
+bridges_sent = total(s, C) - total(b, C)
+bridges = total(a, C) - total(b, C)
+matches = total(a, H + "_count") - total(b, H + "_count")
+lat_sum = total(a, H + "_sum") - total(b, H + "_sum")
+p50, p99 = quantile(0.50, hb, ha), quantile(0.99, hb, ha)
+print(json.dumps({
+    "rate": rate,
+    "flows": gen_flows,
+    "concurrent_twins": twins,
+    "seed": seed,
+    "scheduled_s": round(gen_flows / rate, 3),
+    "generator_s": round(gen_s, 2),
+    "flows_per_generator_s": round(gen_flows / gen_s, 1) if gen_s > 0 else None,
+    "bridges": int(bridges),
+    "bridges_when_sent": int(bridges_sent),
+    "bridges_per_generator_s": round(bridges / gen_s, 1) if gen_s > 0 else None,
+    "matches_timed": int(matches),
+    "match_latency_mean_ms": round(lat_sum / matches * 1e3, 3) if matches else None,
+    "match_latency_p50_ms": None if p50 is None else round(p50 * 1e3, 3),
+    "match_latency_p99_ms": None if p99 is None else round(p99 * 1e3, 3),
+    "rss_mib_when_sent": round(int(rss_sent) / 1024, 1),
+    "rss_mib_after": round(int(rss_after) / 1024, 1),
+    "peak_rss_mib": round(int(hwm) / 1024, 1),
+    "peak_rss_since_start": reset != "true",
+    "active_keys": total(a, "correlation_active_keys"),
+    "precision": score and score.get("precision"),
+    "recall": score and score.get("recall"),
+    "score_timed_out": score is None,
+    "score_fetch": score_fetch,
+    "score": score and {k: v for k, v in score.items() if k not in ("missed", "wrong")},
+    "score_missed": score and score.get("missed"),
+    "score_wrong": score and score.get("wrong"),
+}))
+PY
+    tail -n 1 "$RUNS" >&2
+done
+
+GIT_COMMIT="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+GIT_DIRTY=false
+[[ -n "$(git status --porcelain 2>/dev/null || true)" ]] && GIT_DIRTY=true
+mkdir -p "$(dirname "$OUT")"
+python3 - "$INPROC" "$RUNS" "$OUT" "$GIT_COMMIT" "$GIT_DIRTY" "$FLOWS_SECONDS" "$MAX_FLOWS" "$SERVE_ARGS" "$CONFIG" <<'PY'
+import datetime, json, os, platform, sys
+inproc_path, runs_path, out_path, commit, dirty, flows_seconds, max_flows, serve_args, config = sys.argv[1:10]
+inproc = [json.loads(l) for l in open(inproc_path) if l.strip()]
+runs = [json.loads(l) for l in open(runs_path) if l.strip()]
+# The generator's elapsed time includes a tail after the last flow starts (concurrent twins start
+# 3-8 s later, then the flow's own duration, reorder/late delays and duplicate resends). The tail
+# does not depend on the rate, so it is measured on the lowest-rate run (which keeps up) and taken
+# off every run's elapsed time: achieved flows/s = flows / (generator_s - tail_s).
+tail_s = None
+if runs:
+    base = min(runs, key=lambda r: r["rate"])
+    tail_s = max(0.0, base["generator_s"] - base["scheduled_s"])
+for r in runs:
+    send_s = r["generator_s"] - tail_s
+    r["tail_s"] = round(tail_s, 2)
+    r["send_s"] = round(send_s, 2)
+    r["achieved_flows_per_s"] = round(r["flows"] / send_s, 1) if send_s > 0 else None
+    r["ratio_to_requested_rate"] = (
+        round(r["achieved_flows_per_s"] / r["rate"], 4) if r["achieved_flows_per_s"] else None
+    )
+    r["bridges_per_s"] = round(r["bridges"] / send_s, 1) if send_s > 0 else None
+model = "unknown"
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+except OSError:
+    pass
+mem_mib = None
+try:
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal:"):
+            mem_mib = int(line.split()[1]) // 1024
+except OSError:
+    pass
+doc = {
+    "benchmark": "correlate",
+    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "git_commit": commit,
+    "git_dirty": dirty == "true",
+    "machine": {
+        "nproc": os.cpu_count(),
+        "model_name": model,
+        "mem_total_mib": mem_mib,
+        "kernel": platform.release(),
+    },
+    "in_process": inproc,
+    "end_to_end": {
+        "config_yaml": open(config).read(),
+        "flows_seconds": float(flows_seconds),
+        "max_flows": int(max_flows),
+        "serve_args": serve_args,
+        "tail_s": tail_s,
+        "note": "generator and server share the machine. achieved_flows_per_s and bridges_per_s are "
+        "over send_s = generator_s - tail_s, the tail (twins, flow duration, late and duplicate "
+        "sends) measured on the lowest-rate run; *_per_generator_s use the whole elapsed time. "
+        "Match latency is from the arrival of the segment that completed a match to its bridge "
+        "being written (includes correlation.settle for links held back)",
+        "runs": runs,
+    },
+}
+with open(out_path, "w") as f:
+    json.dump(doc, f, indent=2)
+    f.write("\n")
+
+def num(v, fmt):
+    return "-" if v is None else format(v, fmt)
+
+print(f"\nmachine: {os.cpu_count()} x {model}; commit {commit[:12]}{' (dirty)' if dirty == 'true' else ''}")
+print("\nin-process (correlate_bench example)")
+hdr = f"{'circuits':>9} {'batch':>5} {'active keys':>11} {'segments/s':>12} {'matches/s':>12} {'p99 call us':>11} {'p99 match us':>12}"
+print(hdr)
+print("-" * len(hdr))
+for r in inproc:
+    print(
+        f"{r['circuits']:>9} {r['batch']:>5} {r['peak_active_keys']:>11} {r['segments_per_s']:>12,.0f} "
+        f"{r['links_per_s']:>12,.0f} {r['p99_us']:>11.2f} {num(r.get('match_p99_us'), '.2f'):>12}"
+    )
+print(f"\nend to end (seam demo mdso -> seam serve); generator tail {num(tail_s, '.1f')} s taken off each run")
+hdr = (f"{'rate':>6} {'flows':>6} {'achieved/s':>10} {'ratio':>6} {'bridges':>7} {'bridges/s':>9} "
+       f"{'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>7} {'peak MiB':>8} {'precision':>9} {'recall':>7} {'score s':>7}")
+print(hdr)
+print("-" * len(hdr))
+for r in runs:
+    print(
+        f"{r['rate']:>6.0f} {r['flows']:>6} {num(r['achieved_flows_per_s'], ',.0f'):>10} "
+        f"{num(r['ratio_to_requested_rate'], '.3f'):>6} {r['bridges']:>7} {num(r['bridges_per_s'], ',.0f'):>9} "
+        f"{num(r['match_latency_p50_ms'], '.2f'):>7} {num(r['match_latency_p99_ms'], '.2f'):>7} "
+        f"{r['rss_mib_after']:>7.0f} {r['peak_rss_mib']:>8.0f} "
+        f"{num(r['precision'], '.4f'):>9} {num(r['recall'], '.4f'):>7} "
+        f"{num(r['score_fetch'] and r['score_fetch']['seconds'], '.1f'):>7}"
+    )
+print(f"\nwrote {out_path}")
+PY
