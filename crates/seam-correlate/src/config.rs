@@ -88,6 +88,12 @@ pub struct CorrelationConfig {
     pub settle: Duration,
     /// Emit at once, without waiting `settle`, when the choice is unambiguous (see the matcher).
     pub fast_path: bool,
+    /// How long a segment that has shown no key yet is remembered after its last span arrived.
+    /// Most traces never carry a key; keeping them for the whole window would hold every span of
+    /// the last minutes in memory. A key arriving later (in a later batch) extends the segment's
+    /// life to the window as usual.
+    #[serde(deserialize_with = "de_duration")]
+    pub keyless_ttl: Duration,
     /// How much earlier than its pattern upstream a downstream segment may start (clock skew)
     /// before the pair is refused as contradicting the pattern.
     #[serde(deserialize_with = "de_duration")]
@@ -139,6 +145,7 @@ impl Default for CorrelationConfig {
             flow_patterns: Vec::new(),
             max_component_traces: 50,
             settle: Duration::from_secs(2),
+            keyless_ttl: Duration::from_secs(10),
             fast_path: true,
             max_skew: Duration::from_secs(5),
             path_attributes: ["url.path", "http.target", "url.full", "http.url"]

@@ -419,3 +419,24 @@ fn a_segment_split_over_batches_links_once_under_the_call() {
         (sid(1, 1), true)
     );
 }
+
+#[test]
+fn keyless_segments_are_forgotten_after_the_keyless_ttl_unless_a_key_arrives() {
+    let mut c = Correlator::new(cfg());
+    let plain = |trace: u8, id: u8| {
+        spans_with_service("svc", vec![span(trace, id, 0, "work", T0, T0 + 100, &[])])
+    };
+    c.observe_spans("t", &[plain(7, 1)], ns(T0 + SEC));
+    c.observe_spans("t", &[plain(8, 1)], ns(T0 + SEC));
+    // Trace 8 shows a key in a later batch: it is kept for the window like any keyed segment.
+    c.observe_spans("t", &[beorn(8, T0, "c9")], ns(T0 + 2 * SEC));
+    assert_eq!(c.segments(), 2);
+    // Default keyless_ttl is 10 s after the last arrival.
+    assert_eq!(
+        c.evict(ns(T0 + 11 * SEC + 200)),
+        1,
+        "the keyless segment goes"
+    );
+    assert_eq!(c.segments(), 1);
+    assert_eq!(c.evict(ns(T0 + 30 * SEC)), 0, "the keyed one stays");
+}

@@ -104,10 +104,13 @@ impl<I: KeyIndex> Correlator<I> {
             seg.refresh();
             let w = self.window_ns;
             let last = seg.last_arrival_ns;
-            let expires = seg.end_ns.saturating_add(w.saturating_mul(2)).clamp(
+            let mut expires = seg.end_ns.saturating_add(w.saturating_mul(2)).clamp(
                 last.saturating_add(w),
                 last.saturating_add(w.saturating_mul(2)),
             );
+            if seg.keys.is_empty() {
+                expires = expires.min(last.saturating_add(self.keyless_ttl_ns));
+            }
             if ExpiryQueue::<()>::slot(expires) != ExpiryQueue::<()>::slot(seg.expires_ns) {
                 self.expiry.push(expires, (tenant.clone(), b.trace));
             }
