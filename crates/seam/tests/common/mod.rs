@@ -1,11 +1,13 @@
 //! Shared harness for the integration tests: start the real `seam` binary on ephemeral loopback
 //! ports with a temp data dir, wait on its readiness probe, and talk to it over HTTP.
 //!
-//! Submodules: `codec` (hex, base64, percent-encoding), `otlp` (request builders and posting),
+//! Submodules: `codec` (hex, base64, percent-encoding), `flow` (the Beorn -> MDSO -> Arda flow of
+//! the correlation tests), `otlp` (request builders and posting),
 //! `read` (readbacks of traces and log lines).
 #![allow(dead_code)]
 
 pub mod codec;
+pub mod flow;
 pub mod otlp;
 pub mod read;
 
