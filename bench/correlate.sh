@@ -23,8 +23,8 @@
 #   BENCH_SERVE_ARGS      extra arguments for `seam serve` (e.g. "--fsync interval")
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init correlate
 
 CIRCUITS="${BENCH_CIRCUITS:-10000 100000}"
 INPROC_FLOWS="${BENCH_INPROC_FLOWS:-}"
@@ -34,52 +34,17 @@ FLOWS_SECONDS="${BENCH_FLOWS_SECONDS:-10}"
 MAX_FLOWS="${BENCH_MAX_FLOWS:-20000}"
 SCORE_WAIT="${BENCH_SCORE_WAIT:-3}"
 SCORE_TIMEOUT="${BENCH_SCORE_TIMEOUT:-90}"
-SERVE_ARGS="${BENCH_SERVE_ARGS:-}"
 SETTLE="${BENCH_SETTLE:-}"
-OUT="$ROOT/bench/results/correlate.json"
-SEAM="$ROOT/target/release/seam"
 EXAMPLE="$ROOT/target/release/examples/correlate_bench"
 
 echo "building release binaries..." >&2
 cargo build --release -p seam >&2
 cargo build --release -p seam-correlate --example correlate_bench >&2
 
-WORK="$(mktemp -d)"
-DATA_DIR="$WORK/data"
-LOG="$WORK/seam.log"
+bench_workdir
 CONFIG="$WORK/seam.yaml"
 INPROC="$WORK/inproc.jsonl"
-RUNS="$WORK/runs.jsonl"
-mkdir -p "$DATA_DIR"
 : >"$INPROC"
-: >"$RUNS"
-SERVER_PID=""
-
-cleanup() {
-    local rc=$?
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 100); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "server did not stop within 10 s of SIGTERM; killing it" >&2
-            kill -KILL "$SERVER_PID" 2>/dev/null || true
-        fi
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$DATA_DIR"
-    if [[ $rc -ne 0 && -f "$LOG" ]]; then
-        echo "--- last lines of the server log (kept in $WORK) ---" >&2
-        tail -n 20 "$LOG" >&2 || true
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- 1. in-process
 for circuits in $CIRCUITS; do
@@ -98,50 +63,9 @@ correlation:
 YAML
 [[ -z "$SETTLE" ]] || echo "  settle: $SETTLE" >>"$CONFIG"
 
-# shellcheck disable=SC2086 # SERVE_ARGS is a list of words
-"$SEAM" serve --config "$CONFIG" --data-dir "$DATA_DIR" --listen 127.0.0.1:0 \
-    --otlp-http 127.0.0.1:0 --otlp-grpc 127.0.0.1:0 $SERVE_ARGS >"$LOG" 2>&1 &
-SERVER_PID=$!
+start_server --config "$CONFIG"
+wait_for_server
 
-# The start-up line carries the bound addresses: {"listen":"127.0.0.1:N","otlp_http":"127.0.0.1:M",...}
-field() { # field NAME: the value of NAME in the first log line that has it
-    python3 - "$LOG" "$1" <<'PY'
-import json, sys
-for line in open(sys.argv[1], errors="replace"):
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        continue
-    fields = obj.get("fields", {}) if isinstance(obj.get("fields"), dict) else {}
-    v = obj.get(sys.argv[2], fields.get(sys.argv[2]))
-    if v:
-        print(v)
-        break
-PY
-}
-OTLP_HTTP=""
-for _ in $(seq 1 300); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "seam serve exited during start-up" >&2; exit 1; }
-    OTLP_HTTP="$(field otlp_http)"
-    [[ -n "$OTLP_HTTP" ]] && break
-    sleep 0.1
-done
-[[ -n "$OTLP_HTTP" ]] || { echo "no otlp_http address in the server log after 30 s" >&2; exit 1; }
-LISTEN="$(field listen)"
-echo "seam serve pid $SERVER_PID: listen $LISTEN, otlp_http $OTLP_HTTP" >&2
-
-ready=""
-for _ in $(seq 1 600); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "seam serve exited before it was ready" >&2; exit 1; }
-    if [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$LISTEN/ready" || true)" == "200" ]]; then
-        ready=1
-        break
-    fi
-    sleep 0.1
-done
-[[ -n "$ready" ]] || { echo "GET http://$LISTEN/ready did not return 200 within 60 s" >&2; exit 1; }
-
-rss_kib() { awk '/^'"$1"':/ {print $2}' "/proc/$SERVER_PID/status"; }
 metrics() { curl -sf "http://$LISTEN/metrics"; }
 
 seed=0
@@ -150,15 +74,14 @@ for rate in $RATES; do
     flows=$(python3 -c "print(max(1, min(int(float('$rate') * float('$FLOWS_SECONDS')), int('$MAX_FLOWS'))))")
     truth="$WORK/truth-$seed.jsonl"
     # Reset the peak RSS to the current RSS, so VmHWM is this run's peak.
-    reset=false
-    if echo 5 >"/proc/$SERVER_PID/clear_refs" 2>/dev/null; then reset=true; fi
+    reset="$(reset_peak_rss)"
     metrics >"$WORK/before-$seed.prom"
     echo "== end to end: $flows flows at $rate flows/s, seed $seed" >&2
     t0=$(date +%s.%N)
     "$SEAM" demo mdso --otlp-http "http://$OTLP_HTTP" --flows "$flows" --rate "$rate" \
         --seed "$seed" --truth "$truth" | tee "$WORK/demo-$seed.txt" >&2
     t1=$(date +%s.%N)
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "seam serve died during the run" >&2; exit 1; }
+    server_alive
     metrics >"$WORK/sent-$seed.prom"
     rss_sent="$(rss_kib VmRSS)"
     # Scoring waits until the bridge count has settled (late and out-of-order segments).
@@ -265,15 +188,12 @@ PY
     tail -n 1 "$RUNS" >&2
 done
 
-GIT_COMMIT="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
-GIT_DIRTY=false
-[[ -n "$(git status --porcelain 2>/dev/null || true)" ]] && GIT_DIRTY=true
 mkdir -p "$(dirname "$OUT")"
-python3 - "$INPROC" "$RUNS" "$OUT" "$GIT_COMMIT" "$GIT_DIRTY" "$FLOWS_SECONDS" "$MAX_FLOWS" "$SERVE_ARGS" "$CONFIG" <<'PY'
-import datetime, json, os, platform, sys
-inproc_path, runs_path, out_path, commit, dirty, flows_seconds, max_flows, serve_args, config = sys.argv[1:10]
+bench_python "$INPROC" "$RUNS" "$OUT" "$(bench_meta correlate)" "$FLOWS_SECONDS" "$MAX_FLOWS" "$SERVE_ARGS" "$CONFIG" <<'PY'
+inproc_path, runs_path, out_path, meta, flows_seconds, max_flows, serve_args, config = sys.argv[1:9]
 inproc = [json.loads(l) for l in open(inproc_path) if l.strip()]
 runs = [json.loads(l) for l in open(runs_path) if l.strip()]
+meta = json.loads(meta)
 # The generator's elapsed time includes a tail after the last flow starts (concurrent twins start
 # 3-8 s later, then the flow's own duration, reorder/late delays and duplicate resends). The tail
 # does not depend on the rate, so it is measured on the lowest-rate run (which keeps up) and taken
@@ -291,32 +211,8 @@ for r in runs:
         round(r["achieved_flows_per_s"] / r["rate"], 4) if r["achieved_flows_per_s"] else None
     )
     r["bridges_per_s"] = round(r["bridges"] / send_s, 1) if send_s > 0 else None
-model = "unknown"
-try:
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-except OSError:
-    pass
-mem_mib = None
-try:
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemTotal:"):
-            mem_mib = int(line.split()[1]) // 1024
-except OSError:
-    pass
 doc = {
-    "benchmark": "correlate",
-    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    "git_commit": commit,
-    "git_dirty": dirty == "true",
-    "machine": {
-        "nproc": os.cpu_count(),
-        "model_name": model,
-        "mem_total_mib": mem_mib,
-        "kernel": platform.release(),
-    },
+    **meta,
     "in_process": inproc,
     "end_to_end": {
         "config_yaml": open(config).read(),
@@ -332,18 +228,10 @@ doc = {
         "runs": runs,
     },
 }
-with open(out_path, "w") as f:
-    json.dump(doc, f, indent=2)
-    f.write("\n")
-
-def num(v, fmt):
-    return "-" if v is None else format(v, fmt)
-
-print(f"\nmachine: {os.cpu_count()} x {model}; commit {commit[:12]}{' (dirty)' if dirty == 'true' else ''}")
+write_results(out_path, doc)
 print("\nin-process (correlate_bench example)")
 hdr = f"{'circuits':>9} {'batch':>5} {'active keys':>11} {'segments/s':>12} {'matches/s':>12} {'p99 call us':>11} {'p99 match us':>12}"
-print(hdr)
-print("-" * len(hdr))
+print_header(hdr)
 for r in inproc:
     print(
         f"{r['circuits']:>9} {r['batch']:>5} {r['peak_active_keys']:>11} {r['segments_per_s']:>12,.0f} "
@@ -352,8 +240,7 @@ for r in inproc:
 print(f"\nend to end (seam demo mdso -> seam serve); generator tail {num(tail_s, '.1f')} s taken off each run")
 hdr = (f"{'rate':>6} {'flows':>6} {'achieved/s':>10} {'ratio':>6} {'bridges':>7} {'bridges/s':>9} "
        f"{'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>7} {'peak MiB':>8} {'precision':>9} {'recall':>7} {'score s':>7}")
-print(hdr)
-print("-" * len(hdr))
+print_header(hdr)
 for r in runs:
     print(
         f"{r['rate']:>6.0f} {r['flows']:>6} {num(r['achieved_flows_per_s'], ',.0f'):>10} "

@@ -12,98 +12,22 @@
 #   BENCH_SERVE_ARGS    extra arguments for `seam serve` (e.g. "--fsync interval")
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init ingest
 
 DURATION="${BENCH_DURATION:-10}"
 SIGNALS="${BENCH_SIGNALS:-traces logs}"
 CONCURRENCY="${BENCH_CONCURRENCY:-1 4 16}"
 CEILING_THREADS="${BENCH_CEILING_THREADS:-2}"
-SERVE_ARGS="${BENCH_SERVE_ARGS:-}"
-OUT="$ROOT/bench/results/ingest.json"
-SEAM="$ROOT/target/release/seam"
 
 echo "building release binary..." >&2
 cargo build --release -p seam >&2
 
-WORK="$(mktemp -d)"
-DATA_DIR="$WORK/data"
-LOG="$WORK/seam.log"
-RUNS="$WORK/runs.jsonl"
-mkdir -p "$DATA_DIR"
-: >"$RUNS"
-SERVER_PID=""
+bench_workdir
+KEPT="$LOG"
 
-cleanup() {
-    local rc=$?
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 100); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "server did not stop within 10 s of SIGTERM; killing it" >&2
-            kill -KILL "$SERVER_PID" 2>/dev/null || true
-        fi
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$DATA_DIR"
-    if [[ $rc -ne 0 && -f "$LOG" ]]; then
-        echo "--- last lines of the server log (kept in $LOG) ---" >&2
-        tail -n 20 "$LOG" >&2 || true
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# shellcheck disable=SC2086 # SERVE_ARGS is a list of words
-"$SEAM" serve --data-dir "$DATA_DIR" --listen 127.0.0.1:0 --otlp-http 127.0.0.1:0 \
-    --otlp-grpc 127.0.0.1:0 $SERVE_ARGS >"$LOG" 2>&1 &
-SERVER_PID=$!
-
-# The start-up line carries the bound addresses: {"listen":"127.0.0.1:N","otlp_http":"127.0.0.1:M",...}
-field() { # field NAME: the value of NAME in the first log line that has it
-    python3 - "$LOG" "$1" <<'PY'
-import json, sys
-for line in open(sys.argv[1], errors="replace"):
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        continue
-    fields = obj.get("fields", {}) if isinstance(obj.get("fields"), dict) else {}
-    v = obj.get(sys.argv[2], fields.get(sys.argv[2]))
-    if v:
-        print(v)
-        break
-PY
-}
-OTLP_HTTP=""
-for _ in $(seq 1 300); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "seam serve exited during start-up" >&2; exit 1; }
-    OTLP_HTTP="$(field otlp_http)"
-    [[ -n "$OTLP_HTTP" ]] && break
-    sleep 0.1
-done
-[[ -n "$OTLP_HTTP" ]] || { echo "no otlp_http address in the server log after 30 s" >&2; exit 1; }
-LISTEN="$(field listen)"
-echo "seam serve pid $SERVER_PID: listen $LISTEN, otlp_http $OTLP_HTTP" >&2
-
-ready=""
-for _ in $(seq 1 600); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "seam serve exited before it was ready" >&2; exit 1; }
-    if [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$LISTEN/ready" || true)" == "200" ]]; then
-        ready=1
-        break
-    fi
-    sleep 0.1
-done
-[[ -n "$ready" ]] || { echo "GET http://$LISTEN/ready did not return 200 within 60 s" >&2; exit 1; }
-
-rss_kib() { awk '/^'"$1"':/ {print $2}' "/proc/$SERVER_PID/status"; }
+start_server
+wait_for_server
 
 # run KIND SIGNAL CONCURRENCY: one bench run; appends its JSON (plus kind and peak RSS) to $RUNS.
 run() {
@@ -111,16 +35,13 @@ run() {
     local args=(bench ingest --otlp-http "http://$OTLP_HTTP" --signal "$signal"
         --concurrency "$conc" --duration "$DURATION" --json)
     [[ "$kind" == ceiling ]] && args+=(--decode-only)
-    if [[ "$kind" == http ]]; then
-        # Reset the peak RSS to the current RSS, so VmHWM is this run's peak.
-        if echo 5 >"/proc/$SERVER_PID/clear_refs" 2>/dev/null; then reset=true; fi
-    fi
+    if [[ "$kind" == http ]]; then reset="$(reset_peak_rss)"; fi
     echo "== $kind $signal concurrency=$conc" >&2
     out="$("$SEAM" "${args[@]}")"
     printf '%s\n' "$out" | sed '$d' >&2
     last="$(printf '%s\n' "$out" | tail -n 1)"
     if [[ "$kind" == http ]]; then
-        kill -0 "$SERVER_PID" 2>/dev/null || { echo "seam serve died during the run" >&2; exit 1; }
+        server_alive
         peak="$(rss_kib VmHWM)"
     fi
     python3 - "$kind" "$peak" "$reset" "$last" >>"$RUNS" <<'PY'
@@ -141,29 +62,11 @@ for signal in $SIGNALS; do
     done
 done
 
-GIT_COMMIT="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
-GIT_DIRTY=false
-[[ -n "$(git status --porcelain 2>/dev/null || true)" ]] && GIT_DIRTY=true
 mkdir -p "$(dirname "$OUT")"
-python3 - "$RUNS" "$OUT" "$GIT_COMMIT" "$GIT_DIRTY" "$DURATION" "$SERVE_ARGS" <<'PY'
-import datetime, json, os, platform, sys
-runs_path, out_path, commit, dirty, duration, serve_args = sys.argv[1:7]
+bench_python "$RUNS" "$OUT" "$(bench_meta ingest)" "$DURATION" "$SERVE_ARGS" <<'PY'
+runs_path, out_path, meta, duration, serve_args = sys.argv[1:6]
 runs = [json.loads(l) for l in open(runs_path) if l.strip()]
-model = "unknown"
-try:
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-except OSError:
-    pass
-mem_mib = None
-try:
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemTotal:"):
-            mem_mib = int(line.split()[1]) // 1024
-except OSError:
-    pass
+meta = json.loads(meta)
 ceilings = {r["signal"]: r for r in runs if r["kind"] == "ceiling"}
 results = []
 for r in runs:
@@ -175,35 +78,18 @@ for r in runs:
     )
     results.append(r)
 doc = {
-    "benchmark": "ingest",
-    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    "git_commit": commit,
-    "git_dirty": dirty == "true",
-    "machine": {
-        "nproc": os.cpu_count(),
-        "model_name": model,
-        "mem_total_mib": mem_mib,
-        "kernel": platform.release(),
-    },
+    **meta,
     "duration_s": float(duration),
     "serve_args": serve_args,
     "note": "client and server share the machine; compare ratio_to_decode_ceiling, not absolute rates",
     "decode_ceiling": ceilings,
     "runs": results,
 }
-with open(out_path, "w") as f:
-    json.dump(doc, f, indent=2)
-    f.write("\n")
-
-def num(v, fmt):
-    return "-" if v is None else format(v, fmt)
-
-print(f"\nmachine: {os.cpu_count()} x {model}; {duration} s per run; commit {commit[:12]}{' (dirty)' if dirty == 'true' else ''}")
+write_results(out_path, doc, f"{duration} s per run; ")
 for s, c in ceilings.items():
     print(f"decode-only ceiling {s}: {c['records_per_s']:,.0f} records/s on {c['concurrency']} threads ({c['mb_per_s']:.1f} MB/s)")
 hdr = f"{'signal':<8} {'conc':>4} {'records/s':>12} {'MB/s':>8} {'p50 ms':>9} {'p99 ms':>9} {'refused':>8} {'errors':>6} {'peak RSS MiB':>12} {'ratio':>6}"
-print(hdr)
-print("-" * len(hdr))
+print_header(hdr)
 for r in results:
     print(
         f"{r['signal']:<8} {r['concurrency']:>4} {r['records_per_s']:>12,.0f} {r['mb_per_s']:>8.2f} "
