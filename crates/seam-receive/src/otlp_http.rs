@@ -111,6 +111,17 @@ fn error(format: Format, status: StatusCode, code: i32, message: String) -> Resp
         .into_response()
 }
 
+/// The answer to a body that could not be read: 413 past a limit, 415 for an encoding Seam does
+/// not decode, 400 otherwise.
+fn body_error(format: Format, e: BodyError) -> Response {
+    let status = match e {
+        BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        BodyError::BadGzip { .. } => StatusCode::BAD_REQUEST,
+    };
+    error(format, status, INVALID_ARGUMENT, e.to_string())
+}
+
 fn refusal(format: Format, r: Refusal) -> Response {
     match r {
         Refusal::Overloaded {
@@ -190,14 +201,7 @@ async fn handle<S: OtlpSignal>(
             .and_then(|v| v.to_str().ok()),
     ) {
         Ok(e) => e,
-        Err(e) => {
-            return error(
-                format,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                INVALID_ARGUMENT,
-                e.to_string(),
-            )
-        }
+        Err(e) => return body_error(format, e),
     };
     let limit = rx.cfg.max_body_bytes;
     let declared = headers
@@ -205,15 +209,12 @@ async fn handle<S: OtlpSignal>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        let e = BodyError::TooLarge {
-            what: "request body",
-            limit,
-        };
-        return error(
+        return body_error(
             format,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            INVALID_ARGUMENT,
-            e.to_string(),
+            BodyError::TooLarge {
+                what: "request body",
+                limit,
+            },
         );
     }
     // Reserve what we know before reading; a chunked body is reserved once its size is known.
@@ -229,15 +230,12 @@ async fn handle<S: OtlpSignal>(
     let raw: Bytes = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            let e = BodyError::TooLarge {
-                what: "request body",
-                limit,
-            };
-            return error(
+            return body_error(
                 format,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                INVALID_ARGUMENT,
-                e.to_string(),
+                BodyError::TooLarge {
+                    what: "request body",
+                    limit,
+                },
             );
         }
         Err(e) => {
@@ -260,22 +258,7 @@ async fn handle<S: OtlpSignal>(
     let raw_len = raw.len();
     let data = match body::decode(raw, encoding, limit) {
         Ok(d) => d,
-        Err(e @ BodyError::TooLarge { .. }) => {
-            return error(
-                format,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                INVALID_ARGUMENT,
-                e.to_string(),
-            )
-        }
-        Err(e) => {
-            return error(
-                format,
-                StatusCode::BAD_REQUEST,
-                INVALID_ARGUMENT,
-                e.to_string(),
-            )
-        }
+        Err(e) => return body_error(format, e),
     };
     // Decoded messages take a few times their wire size; hold that too while we work.
     let _decode_admission = match rx
