@@ -4,6 +4,8 @@ use std::io::Read;
 
 use flate2::read::MultiGzDecoder;
 
+use crate::sink::{Admission, Refusal, Sink};
+
 /// Why a body could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BodyError {
@@ -23,6 +25,9 @@ pub enum BodyError {
         /// Decompressed bytes produced before the failure.
         offset: usize,
     },
+    /// The snappy block is corrupt.
+    #[error("invalid snappy body: {0}")]
+    BadSnappy(String),
     /// A `Content-Encoding` Seam does not decode.
     #[error("unsupported Content-Encoding {0:?} (supported: gzip, identity)")]
     UnsupportedEncoding(String),
@@ -71,6 +76,105 @@ pub fn decode(
                 });
             }
             Ok(out.into())
+        }
+    }
+}
+
+/// Decompresses a snappy block (Loki push, Prometheus remote write), refusing output past `limit`.
+pub fn snappy(data: &[u8], limit: usize) -> Result<bytes::Bytes, BodyError> {
+    let n = snap::raw::decompress_len(data).map_err(|e| BodyError::BadSnappy(e.to_string()))?;
+    if n > limit {
+        return Err(BodyError::TooLarge {
+            what: "decompressed body",
+            limit,
+        });
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(data)
+        .map(Into::into)
+        .map_err(|e| BodyError::BadSnappy(e.to_string()))
+}
+
+/// Why a request body could not be taken in.
+pub enum IntakeError {
+    /// Too large, badly compressed, or an unsupported encoding.
+    Body(BodyError),
+    /// The sink refused the memory (overloaded, not ready).
+    Refused(Refusal),
+    /// The connection failed while the body was read.
+    Read(String),
+}
+
+/// A request body, read under the size limit, decompressed, and held against the memory budget
+/// until dropped.
+pub struct Intake {
+    /// The decompressed body.
+    pub data: bytes::Bytes,
+    _held: Vec<Admission>,
+}
+
+/// Reads a request body the way every receiver must: refuse a declared length over `limit` before
+/// reading; reserve memory (draining the body when refused, so the client sees the answer rather
+/// than a reset); read at most `limit` bytes; decompress with `encoding`, then with `unwrap` (e.g.
+/// snappy); and hold about twice the decompressed size while the caller decodes it.
+pub async fn intake(
+    body: axum::body::Body,
+    headers: &http::HeaderMap,
+    encoding: Encoding,
+    limit: usize,
+    sink: &dyn Sink,
+    unwrap: impl FnOnce(bytes::Bytes) -> Result<bytes::Bytes, BodyError>,
+) -> Result<Intake, IntakeError> {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    let too_large = || {
+        IntakeError::Body(BodyError::TooLarge {
+            what: "request body",
+            limit,
+        })
+    };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut held = Vec::with_capacity(2);
+    if let Some(n) = declared {
+        match sink.admit(n) {
+            Ok(a) => held.push(a),
+            Err(r) => {
+                discard(body).await;
+                return Err(IntakeError::Refused(r));
+            }
+        }
+    }
+    let raw = match Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(e) => return Err(IntakeError::Read(format!("reading request body: {e}"))),
+    };
+    if declared.is_none() {
+        held.push(sink.admit(raw.len()).map_err(IntakeError::Refused)?);
+    }
+    let raw_len = raw.len();
+    let data = decode(raw, encoding, limit)
+        .and_then(unwrap)
+        .map_err(IntakeError::Body)?;
+    // Decoded messages take a few times their wire size; hold that too while the caller works.
+    held.push(
+        sink.admit(data.len().saturating_mul(2).saturating_sub(raw_len))
+            .map_err(IntakeError::Refused)?,
+    );
+    Ok(Intake { data, _held: held })
+}
+
+/// Reads a body to its end without keeping it.
+async fn discard(mut body: axum::body::Body) {
+    use http_body_util::BodyExt;
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            return;
         }
     }
 }

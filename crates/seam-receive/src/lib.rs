@@ -3,6 +3,8 @@
 //! know nothing of the store.
 
 pub mod body;
+pub mod loki_decode;
+pub mod loki_push;
 pub mod otlp;
 pub mod otlp_grpc;
 pub mod otlp_http;

@@ -3,17 +3,16 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost::Message;
 use seam_model::Tenant;
 
-use crate::body::{self, BodyError, Encoding};
+use crate::body::{self, BodyError, Encoding, IntakeError};
 use crate::otlp::{export, Logs, Metrics, OtlpConverter, OtlpSignal, Traces};
 use crate::sink::{Protocol, Refusal, Sink};
 
@@ -117,7 +116,7 @@ fn body_error(format: Format, e: BodyError) -> Response {
     let status = match e {
         BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        BodyError::BadGzip { .. } => StatusCode::BAD_REQUEST,
+        BodyError::BadGzip { .. } | BodyError::BadSnappy(_) => StatusCode::BAD_REQUEST,
     };
     error(format, status, INVALID_ARGUMENT, e.to_string())
 }
@@ -203,75 +202,29 @@ async fn handle<S: OtlpSignal>(
         Ok(e) => e,
         Err(e) => return body_error(format, e),
     };
-    let limit = rx.cfg.max_body_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return body_error(
-            format,
-            BodyError::TooLarge {
-                what: "request body",
-                limit,
-            },
-        );
-    }
-    // Reserve what we know before reading; a chunked body is reserved once its size is known.
-    let _declared_admission = match declared.map(|n| rx.sink.admit(n)).transpose() {
-        Ok(a) => a,
-        Err(r) => {
-            // Read (and drop) the body before refusing: a client still writing it would otherwise
-            // see a reset connection instead of the 429 that tells it to retry.
-            discard(body).await;
-            return refusal(format, r);
-        }
-    };
-    let raw: Bytes = match Limited::new(body, limit).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return body_error(
-                format,
-                BodyError::TooLarge {
-                    what: "request body",
-                    limit,
-                },
-            );
-        }
-        Err(e) => {
-            return error(
-                format,
-                StatusCode::BAD_REQUEST,
-                INVALID_ARGUMENT,
-                format!("reading request body: {e}"),
-            )
-        }
-    };
-    let _chunked_admission = match declared
-        .is_none()
-        .then(|| rx.sink.admit(raw.len()))
-        .transpose()
+    let data = match body::intake(
+        body,
+        &headers,
+        encoding,
+        rx.cfg.max_body_bytes,
+        &*rx.sink,
+        Ok,
+    )
+    .await
     {
-        Ok(a) => a,
-        Err(r) => return refusal(format, r),
-    };
-    let raw_len = raw.len();
-    let data = match body::decode(raw, encoding, limit) {
-        Ok(d) => d,
-        Err(e) => return body_error(format, e),
-    };
-    // Decoded messages take a few times their wire size; hold that too while we work.
-    let _decode_admission = match rx
-        .sink
-        .admit(data.len().saturating_mul(2).saturating_sub(raw_len))
-    {
-        Ok(a) => a,
-        Err(r) => return refusal(format, r),
+        Ok(i) => i,
+        Err(IntakeError::Body(e)) => return body_error(format, e),
+        Err(IntakeError::Refused(r)) => return refusal(format, r),
+        Err(IntakeError::Read(m)) => {
+            return error(format, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, m)
+        }
     };
     let req = match format {
-        Format::Protobuf => S::Request::decode(&data[..])
-            .map_err(|e| format!("invalid protobuf body ({} bytes): {e}", data.len())),
-        Format::Json => S::decode_json(&data).map_err(|e| format!("invalid OTLP/JSON body: {e}")),
+        Format::Protobuf => S::Request::decode(&data.data[..])
+            .map_err(|e| format!("invalid protobuf body ({} bytes): {e}", data.data.len())),
+        Format::Json => {
+            S::decode_json(&data.data).map_err(|e| format!("invalid OTLP/JSON body: {e}"))
+        }
     };
     let req = match req {
         Ok(r) => r,
@@ -294,14 +247,5 @@ async fn handle<S: OtlpSignal>(
                 .into_response()
         }
         Err(r) => refusal(format, r),
-    }
-}
-
-/// Reads a body to its end without keeping it.
-async fn discard(mut body: Body) {
-    while let Some(frame) = body.frame().await {
-        if frame.is_err() {
-            return;
-        }
     }
 }

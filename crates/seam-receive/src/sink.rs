@@ -10,6 +10,8 @@ pub enum Protocol {
     OtlpHttp,
     /// OTLP over gRPC.
     OtlpGrpc,
+    /// Loki's push API.
+    LokiPush,
 }
 
 impl Protocol {
@@ -18,6 +20,7 @@ impl Protocol {
         match self {
             Protocol::OtlpHttp => "otlp_http",
             Protocol::OtlpGrpc => "otlp_grpc",
+            Protocol::LokiPush => "loki_push",
         }
     }
 }

@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use seam_receive::loki_push::{self, LokiPushConfig};
 use seam_receive::otlp::OtlpConverter;
 use seam_receive::otlp_grpc::OtlpGrpc;
 use seam_receive::otlp_http::{self, OtlpHttpConfig};
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The correlation engine's settings.
     pub correlation: seam_correlate::CorrelationConfig,
+    /// Limits of the Loki push receiver (its body limit is `max_body_bytes`).
+    pub loki_push: LokiPushConfig,
 }
 
 /// State shared by every handler.
@@ -131,7 +134,20 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     let sink: Arc<dyn seam_receive::Sink> = Arc::new(sink::StoreSink::new(state.clone()));
     let converter = Arc::new(OtlpConverter::default());
 
-    let api = api::router(state.clone());
+    // Loki push is served on the query port, like Loki.
+    let api = api::router(state.clone()).merge(
+        loki_push::router(
+            sink.clone(),
+            LokiPushConfig {
+                max_body_bytes: cfg.max_body_bytes,
+                ..cfg.loki_push.clone()
+            },
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::record_request,
+        )),
+    );
     let otlp = otlp_http::router(
         sink.clone(),
         converter.clone(),

@@ -18,6 +18,9 @@ pub struct FileConfig {
     /// The embedded store.
     #[serde(default)]
     pub storage: StorageSection,
+    /// Loki push limits (see docs/api.md); every key has Loki's default.
+    #[serde(default)]
+    pub loki: LokiSection,
     /// Trace stitching (see docs/correlation.md); every key has a default.
     #[serde(default)]
     pub correlation: seam_correlate::CorrelationConfig,
@@ -35,6 +38,20 @@ pub struct ServerSection {
     pub otlp_grpc: Option<String>,
     /// Largest request body, e.g. `64MiB`.
     pub max_body_size: Option<String>,
+}
+
+/// `loki:` keys, the limits of `POST /loki/api/v1/push`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LokiSection {
+    /// Longest line accepted, e.g. `256KiB`.
+    pub max_line_size: Option<String>,
+    /// Most label names per stream (default 15).
+    pub max_label_names_per_stream: Option<usize>,
+    /// Entries older than this are refused, e.g. `168h`.
+    pub reject_old_samples_max_age: Option<String>,
+    /// Entries further than this in the future are refused, e.g. `10m`.
+    pub creation_grace_period: Option<String>,
 }
 
 /// `storage:` keys.
@@ -84,6 +101,15 @@ pub fn apply_env(
             ("server", "otlp_http") => s.otlp_http = Some(v),
             ("server", "otlp_grpc") => s.otlp_grpc = Some(v),
             ("server", "max_body_size") => s.max_body_size = Some(v),
+            ("loki", "max_line_size") => cfg.loki.max_line_size = Some(v),
+            ("loki", "max_label_names_per_stream") => {
+                cfg.loki.max_label_names_per_stream = Some(
+                    v.parse()
+                        .map_err(|_| anyhow!("environment variable {k}: {v:?} is not a number"))?,
+                )
+            }
+            ("loki", "reject_old_samples_max_age") => cfg.loki.reject_old_samples_max_age = Some(v),
+            ("loki", "creation_grace_period") => cfg.loki.creation_grace_period = Some(v),
             ("storage", "data_dir") => st.data_dir = Some(v.into()),
             ("storage", "fsync") => st.fsync = Some(v),
             ("storage", "fsync_interval") => st.fsync_interval = Some(v),

@@ -112,6 +112,21 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         .clone()
         .apply_env(|k| std::env::var(k).ok())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let lk = &file.loki;
+    let mut loki_push = seam_receive::loki_push::LokiPushConfig::default();
+    if let Some(v) = &lk.max_line_size {
+        loki_push.max_line_size = parse_size("loki.max_line_size", v)?;
+    }
+    if let Some(n) = lk.max_label_names_per_stream {
+        loki_push.max_label_names_per_stream = n;
+    }
+    if let Some(v) = &lk.reject_old_samples_max_age {
+        loki_push.reject_old_samples_max_age =
+            parse_duration("loki.reject_old_samples_max_age", v)?;
+    }
+    if let Some(v) = &lk.creation_grace_period {
+        loki_push.creation_grace_period = parse_duration("loki.creation_grace_period", v)?;
+    }
     Ok(ServerConfig {
         listen,
         otlp_http,
@@ -119,6 +134,7 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         store,
         max_body_bytes,
         correlation,
+        loki_push,
     })
 }
 
