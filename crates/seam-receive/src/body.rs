@@ -80,6 +80,19 @@ pub fn decode(
     }
 }
 
+/// The request's media type, lower-cased and without parameters (`""` when absent).
+pub fn media_type(headers: &http::HeaderMap) -> String {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// Decompresses a snappy block (Loki push, Prometheus remote write), refusing output past `limit`.
 pub fn snappy(data: &[u8], limit: usize) -> Result<bytes::Bytes, BodyError> {
     let n = snap::raw::decompress_len(data).map_err(|e| BodyError::BadSnappy(e.to_string()))?;

@@ -123,13 +123,7 @@ fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
 }
 
 fn format_of(headers: &HeaderMap) -> Result<Format, String> {
-    let ct = header_str(headers, header::CONTENT_TYPE).unwrap_or("");
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = body::media_type(headers);
     match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Format::Protobuf),
         // Loki treats a missing content type as JSON too.

@@ -148,16 +148,7 @@ fn refusal(format: Format, r: Refusal) -> Response {
 }
 
 fn format_of(headers: &HeaderMap) -> Result<Format, String> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = body::media_type(headers);
     match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Format::Protobuf),
         "application/json" => Ok(Format::Json),
