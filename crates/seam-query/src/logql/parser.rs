@@ -55,6 +55,24 @@ impl Parser {
         }
     }
 
+    /// The next token as a string literal; with `regex`, it must also compile as one.
+    fn string(&mut self, regex: bool) -> Result<String, ParseError> {
+        let v = self.next();
+        let Tok::Str(s) = v.tok.clone() else {
+            let msg = format!(
+                "syntax error: unexpected {}, expecting STRING",
+                v.tok.describe()
+            );
+            return Err(self.err(&v, msg));
+        };
+        if regex {
+            if let Err(e) = regex::Regex::new(&s) {
+                return Err(self.err(&v, format!("invalid regex {s:?}: {e}")));
+            }
+        }
+        Ok(s)
+    }
+
     fn selector(&mut self) -> Result<Vec<Matcher>, ParseError> {
         self.expect(Tok::LBrace, "{")?;
         let mut matchers = Vec::new();
@@ -91,24 +109,7 @@ impl Parser {
                     ))
                 }
             };
-            let v = self.next();
-            let value = match v.tok.clone() {
-                Tok::Str(s) => s,
-                other => {
-                    return Err(self.err(
-                        &v,
-                        format!(
-                            "syntax error: unexpected {}, expecting STRING",
-                            other.describe()
-                        ),
-                    ))
-                }
-            };
-            if matches!(op, MatchOp::Regex | MatchOp::NotRegex) {
-                if let Err(e) = regex::Regex::new(&value) {
-                    return Err(self.err(&v, format!("invalid regex {value:?}: {e}")));
-                }
-            }
+            let value = self.string(matches!(op, MatchOp::Regex | MatchOp::NotRegex))?;
             matchers.push(Matcher { name, op, value });
             let sep = self.next();
             match sep.tok.clone() {
@@ -156,24 +157,8 @@ impl Parser {
                 }
             };
             self.next();
-            let v = self.next();
-            let pattern = match v.tok.clone() {
-                Tok::Str(s) => s,
-                other => {
-                    return Err(self.err(
-                        &v,
-                        format!(
-                            "syntax error: unexpected {}, expecting STRING",
-                            other.describe()
-                        ),
-                    ))
-                }
-            };
-            if matches!(op, LineFilterOp::Regex | LineFilterOp::NotRegex) {
-                if let Err(e) = regex::Regex::new(&pattern) {
-                    return Err(self.err(&v, format!("invalid regex {pattern:?}: {e}")));
-                }
-            }
+            let pattern =
+                self.string(matches!(op, LineFilterOp::Regex | LineFilterOp::NotRegex))?;
             out.push(LineFilter { op, pattern });
         }
     }

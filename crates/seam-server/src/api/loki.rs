@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Form, Json, Router};
+use axum::{Form, Router};
 use seam_model::{Labels, Signal};
 use seam_query::logql::{self, LogSelection};
 use seam_store::{Direction, LabelMatcher};
 use serde_json::{json, Value};
 
-use super::{blocking, param, store_or_503, tenant, text_error, Params};
+use super::{blocking, param, store_or_503, success, tenant, text_error, Params};
 use crate::params::{loki_time, now_ns};
 use crate::AppState;
 
@@ -54,10 +54,6 @@ fn range(p: &Params) -> Result<(i64, i64), Response> {
         ));
     }
     Ok((start, end))
-}
-
-fn success(data: Value) -> Response {
-    Json(json!({"status": "success", "data": data})).into_response()
 }
 
 async fn query_range(

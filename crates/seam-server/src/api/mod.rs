@@ -76,6 +76,11 @@ pub(crate) fn tenant(headers: &HeaderMap) -> Result<Tenant, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The success envelope Loki and Prometheus share: `{"status":"success","data":…}`.
+pub(crate) fn success(data: serde_json::Value) -> Response {
+    axum::Json(serde_json::json!({"status": "success", "data": data})).into_response()
+}
+
 /// A plain-text error, as Loki and Tempo answer.
 pub(crate) fn text_error(status: StatusCode, msg: impl Into<String>) -> Response {
     (

@@ -12,7 +12,7 @@ use seam_query::promql::{self, PromQueryError};
 use seam_store::LabelMatcher;
 use serde_json::{json, Value};
 
-use super::{blocking, param, tenant, Params};
+use super::{blocking, param, success, tenant, Params};
 use crate::params::{now_ns, prom_time};
 use crate::AppState;
 
@@ -34,10 +34,6 @@ fn error(status: StatusCode, error_type: &str, msg: impl Into<String>) -> Respon
 
 fn bad(msg: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, "bad_data", msg)
-}
-
-fn success(data: Value) -> Response {
-    Json(json!({"status": "success", "data": data})).into_response()
 }
 
 /// `[start, end]` in ns; Prometheus's defaults cover all time.
