@@ -21,6 +21,14 @@ pub use tenant::{Tenant, TenantError};
 /// Re-export of the OTLP protobuf types Seam uses, so callers name one version of them.
 pub use opentelemetry_proto::tonic as otlp;
 
+/// Nanoseconds since the Unix epoch, now: the arrival time of records that carry none.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+        .unwrap_or(0)
+}
+
 /// The three telemetry signals Seam stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Signal {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -16,6 +16,7 @@ use axum::Router;
 use prost::Message;
 use seam_model::labels::{is_valid_label_name, Labels};
 use seam_model::logs::{LogBatch, LogEntry, LogStream};
+use seam_model::now_ns;
 use seam_model::{Batch, Signal, Tenant};
 
 use crate::body::{self, BodyError, Encoding, IntakeError};
@@ -132,13 +133,6 @@ fn format_of(headers: &HeaderMap) -> Result<Format, String> {
             "unsupported Content-Type {other:?} (supported: application/x-protobuf, application/json)"
         )),
     }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 /// Formats nanoseconds since the epoch as RFC 3339 UTC, as Loki's error messages do.

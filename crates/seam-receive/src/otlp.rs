@@ -1,8 +1,7 @@
 //! What OTLP over HTTP and over gRPC share: turning a decoded export request into a model batch
 //! (with per-record validation that feeds `partial_success`) and handing it to the sink.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use seam_model::now_ns;
 use seam_model::otlp::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -51,13 +50,6 @@ impl Default for OtlpConverter {
             metrics: PromConverter::new(MAX_DELTA_SERIES),
         }
     }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 impl OtlpConverter {

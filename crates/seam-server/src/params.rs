@@ -2,13 +2,7 @@
 
 use chrono::DateTime;
 
-/// Nanoseconds since the epoch, now.
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
+pub use seam_model::now_ns;
 
 /// A Loki time parameter in nanoseconds: an integer of up to 10 digits is seconds, a longer one
 /// nanoseconds, a number with a fraction is (float) seconds, anything else RFC3339.

@@ -381,10 +381,7 @@ impl Catalog {
     /// Records a flush in one transaction: the segments, their index rows, the series they hold and
     /// the new replay start. Nothing of it is visible unless all of it is.
     pub fn commit_flush(&mut self, c: &FlushCommit) -> Result<(), StoreError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = seam_model::now_ns() / 1_000_000_000;
         let tx = self.conn.transaction().map_err(db_err)?;
         {
             let mut seg = tx

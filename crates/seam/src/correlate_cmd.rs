@@ -95,9 +95,7 @@ fn render(v: &Value) -> String {
 
 /// Queries `/api/seam/correlations` and prints the flow.
 pub async fn run(args: CorrelateArgs) -> anyhow::Result<()> {
-    let end = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos() as i64;
+    let end = seam_model::now_ns();
     let start = end - (args.since_hours * 3600e9) as i64;
     let query = [
         ("key", args.key.clone()),

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use prost::Message;
@@ -138,10 +137,7 @@ pub fn needle(id: &[u8]) -> u64 {
 
 /// Nanoseconds since the Unix epoch.
 pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    seam_model::now_ns().max(0) as u64
 }
 
 /// A random id of `N` bytes, never all zero (OTLP treats that as absent).

@@ -21,7 +21,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -29,6 +29,7 @@ use hyper::Method;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seam_model::attributes::string_kv;
+use seam_model::now_ns;
 use seam_model::otlp::common::v1::{InstrumentationScope, KeyValue};
 use seam_model::otlp::logs::v1::LogRecord;
 use seam_model::otlp::resource::v1::Resource;
@@ -251,13 +252,6 @@ struct SpanPlan {
 
 pub(super) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 fn check_fraction(name: &str, v: f64) -> anyhow::Result<()> {
