@@ -10,6 +10,7 @@
 pub mod budget;
 pub mod catalog;
 pub mod head;
+mod log_scan;
 mod read;
 pub mod schema;
 pub mod segment;
@@ -20,6 +21,7 @@ mod wal_entry;
 
 pub use budget::{MemoryBudget, Reservation};
 pub use catalog::KeyRow;
+pub use log_scan::{LogRowRef, LogScan, LogVisitor, ScanStats};
 pub use read::{Direction, LogRow};
 pub use series_index::{LabelMatcher, MatchOp};
 pub use store::{AppendError, SpanKeys, Store, StoreConfig, StoreObserver, StoreStats};

@@ -61,7 +61,7 @@ impl Ord for LogRow {
 impl Store {
     /// Head batches (from `pick`) and the committed segments of one tenant and signal, taken
     /// together under one lock so no row is missed or seen twice across a flush.
-    fn snapshot(
+    pub(crate) fn snapshot(
         &self,
         tenant: &Tenant,
         signal: Signal,
@@ -388,7 +388,11 @@ fn heads<'a>(
     )
 }
 
-fn overlapping(segs: &HashMap<i64, SegmentMeta>, start_ns: i64, end_ns: i64) -> Vec<&SegmentMeta> {
+pub(crate) fn overlapping(
+    segs: &HashMap<i64, SegmentMeta>,
+    start_ns: i64,
+    end_ns: i64,
+) -> Vec<&SegmentMeta> {
     let mut v: Vec<&SegmentMeta> = segs
         .values()
         .filter(|m| m.max_time_ns >= start_ns && m.min_time_ns <= end_ns)

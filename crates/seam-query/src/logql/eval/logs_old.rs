@@ -6,7 +6,7 @@ use regex::Regex;
 use seam_model::{Labels, Signal, Tenant};
 use seam_store::{Direction, LabelMatcher, LogRow, Store, StoreError};
 
-use super::ast::{LineFilterOp, LogQuery};
+use super::super::ast::{LineFilterOp, LogExpr, Stage};
 
 /// What to read for a log query.
 pub struct LogSelection {
@@ -37,7 +37,7 @@ enum Compiled {
 pub fn select_logs(
     store: &Store,
     tenant: &Tenant,
-    q: &LogQuery,
+    q: &LogExpr,
     sel: &LogSelection,
 ) -> Result<Vec<StreamResult>, StoreError> {
     let matchers: Vec<LabelMatcher> = q
@@ -51,14 +51,18 @@ pub fn select_logs(
     let streams = store.select_series(tenant, Signal::Logs, &matchers, sel.start_ns, sel.end_ns);
     let ids: Vec<u64> = streams.iter().map(|(id, _)| *id).collect();
     let filters: Vec<Compiled> = q
-        .filters
+        .pipeline
         .iter()
+        .filter_map(|s| match s {
+            Stage::LineFilter(f) => Some(f),
+            _ => None,
+        })
         .map(|f| match f.op {
             LineFilterOp::Contains | LineFilterOp::NotContains => Compiled::Contains(
                 memmem::Finder::new(f.pattern.as_bytes()).into_owned(),
                 f.op == LineFilterOp::Contains,
             ),
-            LineFilterOp::Regex | LineFilterOp::NotRegex => Compiled::Regex(
+            _ => Compiled::Regex(
                 Regex::new(&f.pattern).expect("checked by the parser"),
                 f.op == LineFilterOp::Regex,
             ),
