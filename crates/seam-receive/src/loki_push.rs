@@ -33,11 +33,9 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Loki's default `creation_grace_period`, 10 minutes.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(600);
 
-/// Settings of the Loki push receiver.
-#[derive(Clone, Debug)]
-pub struct LokiPushConfig {
-    /// Largest body accepted, before and after decompression.
-    pub max_body_bytes: usize,
+/// The per-tenant limits a push is validated against; the defaults are Loki's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushLimits {
     /// Longest line accepted, in bytes.
     pub max_line_size: usize,
     /// Most label names a stream may have.
@@ -48,14 +46,53 @@ pub struct LokiPushConfig {
     pub creation_grace_period: Duration,
 }
 
-impl Default for LokiPushConfig {
+impl Default for PushLimits {
     fn default() -> Self {
-        LokiPushConfig {
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        PushLimits {
             max_line_size: DEFAULT_MAX_LINE_SIZE,
             max_label_names_per_stream: DEFAULT_MAX_LABEL_NAMES,
             reject_old_samples_max_age: DEFAULT_MAX_AGE,
             creation_grace_period: DEFAULT_GRACE,
+        }
+    }
+}
+
+/// Where the receiver looks up a tenant's push limits, so that they can differ per tenant
+/// without the receiver knowing how limits are configured.
+pub trait PushLimitsSource: Send + Sync {
+    /// The limits that apply to `tenant`'s pushes.
+    fn push_limits(&self, tenant: &Tenant) -> PushLimits;
+}
+
+/// The same limits for every tenant.
+impl PushLimitsSource for PushLimits {
+    fn push_limits(&self, _tenant: &Tenant) -> PushLimits {
+        self.clone()
+    }
+}
+
+/// Settings of the Loki push receiver.
+#[derive(Clone)]
+pub struct LokiPushConfig {
+    /// Largest body accepted, before and after decompression.
+    pub max_body_bytes: usize,
+    /// Each tenant's validation limits.
+    pub limits: Arc<dyn PushLimitsSource>,
+}
+
+impl std::fmt::Debug for LokiPushConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LokiPushConfig")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for LokiPushConfig {
+    fn default() -> Self {
+        LokiPushConfig {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            limits: Arc::new(PushLimits::default()),
         }
     }
 }
@@ -154,7 +191,7 @@ pub struct Validated {
 }
 
 /// Validates decoded streams as Loki does, merging streams with equal label sets.
-pub fn validate(streams: Vec<PushStream>, cfg: &LokiPushConfig, now_ns: i64) -> Validated {
+pub fn validate(streams: Vec<PushStream>, cfg: &PushLimits, now_ns: i64) -> Validated {
     let mut out = Validated::default();
     let oldest = now_ns.saturating_sub(cfg.reject_old_samples_max_age.as_nanos() as i64);
     let newest = now_ns.saturating_add(cfg.creation_grace_period.as_nanos() as i64);
@@ -292,14 +329,15 @@ async fn handle(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Body)
         Format::Protobuf => PushRequest::decode(&data[..])
             .map(from_proto)
             .map_err(|e| format!("invalid protobuf body ({} bytes): {e}", data.len())),
-        Format::Json => from_json(&data),
+        Format::Json => from_json(data),
     };
     let streams = match streams {
         Ok(s) => s,
         Err(m) => return text(StatusCode::BAD_REQUEST, m),
     };
     drop(intake);
-    let v = validate(streams, &rx.cfg, now_ns());
+    let limits = rx.cfg.limits.push_limits(&tenant);
+    let v = validate(streams, &limits, now_ns());
     if !v.batch.streams.is_empty() {
         if let Err(r) = rx.sink.submit(tenant, Batch::Logs(v.batch)).await {
             rx.sink
@@ -327,8 +365,6 @@ async fn handle(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Body)
     text(StatusCode::BAD_REQUEST, msg.join("\n"))
 }
 
-/// Reads a body to its end without keeping it.
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,7 +382,7 @@ mod tests {
     #[test]
     fn validates_like_loki() {
         let now = 1_000_000_000_000_000_000;
-        let cfg = LokiPushConfig::default();
+        let cfg = PushLimits::default();
         let s = |labels: Vec<Label>, entries: Vec<(i64, String, Vec<Label>)>| PushStream {
             labels: Ok(labels),
             entries,

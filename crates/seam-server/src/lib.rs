@@ -4,8 +4,10 @@
 pub mod api;
 pub mod correlation;
 pub mod correlation_redis;
+pub mod limits;
 pub mod params;
 mod sink;
+pub mod tail;
 pub mod telemetry;
 
 use std::net::SocketAddr;
@@ -14,6 +16,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use seam_receive::loki_push::{self, LokiPushConfig};
+
+pub use limits::{Limits, TenantLimits};
 use seam_receive::otlp::OtlpConverter;
 use seam_receive::otlp_grpc::OtlpGrpc;
 use seam_receive::otlp_http::{self, OtlpHttpConfig};
@@ -38,8 +42,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The correlation engine's settings.
     pub correlation: seam_correlate::CorrelationConfig,
-    /// Limits of the Loki push receiver (its body limit is `max_body_bytes`).
-    pub loki_push: LokiPushConfig,
+    /// Per-tenant query, tail and push limits.
+    pub limits: Limits,
 }
 
 /// State shared by every handler.
@@ -49,6 +53,10 @@ pub struct AppState {
     pub telemetry: Arc<Telemetry>,
     /// The correlation engine.
     pub correlation: Arc<correlation::Correlation>,
+    /// Per-tenant query, tail and push limits.
+    pub limits: Arc<Limits>,
+    /// Open live tails, fed by the ingest sink.
+    pub tails: Arc<tail::TailHub>,
     started: std::time::Instant,
     replay_error: OnceLock<String>,
 }
@@ -107,6 +115,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         store: OnceLock::new(),
         telemetry: telemetry.clone(),
         correlation: correlation.clone(),
+        limits: Arc::new(cfg.limits.clone()),
+        tails: Arc::new(tail::TailHub::new()),
         started: std::time::Instant::now(),
         replay_error: OnceLock::new(),
     });
@@ -140,7 +150,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
             sink.clone(),
             LokiPushConfig {
                 max_body_bytes: cfg.max_body_bytes,
-                ..cfg.loki_push.clone()
+                limits: state.limits.clone(),
             },
         )
         .layer(axum::middleware::from_fn_with_state(

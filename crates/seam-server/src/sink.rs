@@ -53,11 +53,21 @@ impl Sink for StoreSink {
             _ => Vec::new(),
         };
         let correlation = self.state.correlation.clone();
+        // Copied only while the tenant has a live tail; published after the ack so a tail never
+        // shows an entry a query could not find.
+        let tails = self.state.tails.clone();
+        let tailed = match &batch {
+            Batch::Logs(logs) if tails.wants(&tenant) => Some(Arc::new(logs.clone())),
+            _ => None,
+        };
         async move {
             let store = store.ok_or_else(not_ready)?;
             let appended = store.append(&tenant, batch).await;
             if appended.is_ok() {
                 correlation.write(&store, links).await;
+                if let Some(logs) = tailed {
+                    tails.publish(&tenant, logs);
+                }
             }
             appended.map_err(|e| match e {
                 AppendError::Overloaded { .. } => Refusal::Overloaded {

@@ -5,7 +5,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use seam_model::attributes::{int_kv, string_kv};
 use seam_model::otlp::resource::v1::Resource;
 use seam_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use seam_model::Signal;
+use seam_model::{Signal, TraceId};
 use seam_store::schema::spans_to_batch;
 use seam_store::segment;
 
@@ -69,5 +69,39 @@ fn kernels(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kernels);
+/// Trace by id from one segment of 100K spans (10K traces): what a trace lookup decodes.
+fn trace_lookup(c: &mut Criterion) {
+    let rs = spans();
+    // Ten copies of the 100 traces with distinct ids: 100 batches of 1,000 spans.
+    let batches: Vec<_> = (0..100u32)
+        .map(|copy| {
+            let mut r = rs.clone();
+            for span in r.iter_mut().flat_map(|x| &mut x.scope_spans[0].spans) {
+                span.trace_id[4..8].copy_from_slice(&copy.to_be_bytes());
+            }
+            spans_to_batch(&r).0
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.parquet");
+    segment::write(&path, Signal::Traces, &batches).unwrap();
+    let mut id = [0u8; 16];
+    id[..4].copy_from_slice(&42u32.to_be_bytes());
+    id[4..8].copy_from_slice(&57u32.to_be_bytes());
+    id[8..].copy_from_slice(&[9, 9, 9, 9, 1, 1, 1, 1]);
+    let id = TraceId(id);
+    let mut g = c.benchmark_group("spans");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("trace_from_segment", |b| {
+        b.iter(|| {
+            let got = segment::read(&path, Signal::Traces, &segment::RowSelection::Trace(&id))
+                .unwrap();
+            assert_eq!(got.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
+            got
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, kernels, trace_lookup);
 criterion_main!(benches);

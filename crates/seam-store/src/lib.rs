@@ -10,12 +10,15 @@
 pub mod budget;
 pub mod catalog;
 pub mod head;
+pub mod line_scan;
 mod log_scan;
 mod read;
 pub mod schema;
 pub mod segment;
+pub mod segment_read;
 pub mod series_index;
 mod store;
+pub mod token_filter;
 pub mod wal;
 mod wal_entry;
 

@@ -14,7 +14,8 @@ use seam_model::{Labels, Sample, Signal, Tenant, TraceId};
 
 use crate::catalog::SegmentMeta;
 use crate::head::HeadPart;
-use crate::schema::{decode_attributes, log_col, sample_col, span_col, StoredEvents, StoredLinks};
+use crate::log_scan::{LogRowRef, LogScan, LogVisitor};
+use crate::schema::{decode_attributes, sample_col, span_col, StoredEvents, StoredLinks};
 use crate::segment::{self, RowSelection};
 use crate::series_index::LabelMatcher;
 use crate::store::{State, Store};
@@ -223,84 +224,43 @@ impl Store {
     /// Log rows of the given streams (sorted ids) in `[start_ns, end_ns]` whose line passes
     /// `keep`: at most `limit` of them, the oldest (forward) or newest (backward) first. Memory is
     /// bounded by `limit`, whatever the range. Blocking.
+    #[allow(clippy::too_many_arguments)]
     pub fn scan_logs(
         &self,
         tenant: &Tenant,
         stream_ids: &[u64],
         start_ns: i64,
         end_ns: i64,
-        keep: &dyn Fn(&str) -> bool,
+        keep: &(dyn Fn(&str) -> bool + Sync),
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<LogRow>, StoreError> {
         if stream_ids.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let (head, segs) = self.snapshot(tenant, Signal::Logs, |p| {
-            p.chunks_for_series(stream_ids, start_ns, end_ns)
-        });
-        let sel = RowSelection::Series {
-            ids: stream_ids,
-            start: start_ns,
-            end: end_ns,
+        let scan = LogScan {
+            stream_ids,
+            start_ns,
+            end_ns,
+            required_substrings: Vec::new(),
+            keep_line: keep,
+            direction,
         };
-        let mut newest: BinaryHeap<Reverse<LogRow>> = BinaryHeap::new();
-        let mut oldest: BinaryHeap<LogRow> = BinaryHeap::new();
-        let mut offer = |row: LogRow| match direction {
-            Direction::Backward => {
-                if newest.len() < limit {
-                    newest.push(Reverse(row));
-                } else if newest.peek().is_some_and(|Reverse(min)| row > *min) {
-                    newest.pop();
-                    newest.push(Reverse(row));
-                }
-            }
-            Direction::Forward => {
-                if oldest.len() < limit {
-                    oldest.push(row);
-                } else if oldest.peek().is_some_and(|max| row < *max) {
-                    oldest.pop();
-                    oldest.push(row);
-                }
-            }
+        let mut top = TopRows {
+            newest: BinaryHeap::new(),
+            oldest: BinaryHeap::new(),
+            direction,
+            limit,
         };
-        let mut visit = |b: &RecordBatch| {
-            let b = segment::filter_rows(b, Signal::Logs, &sel);
-            let ids = b.column(log_col::STREAM_ID).as_primitive::<UInt64Type>();
-            let ts = b.column(log_col::TIMESTAMP).as_primitive::<Int64Type>();
-            let lines = b.column(log_col::LINE).as_string::<i32>();
-            let md = b.column(log_col::STRUCTURED_METADATA).as_string::<i32>();
-            for i in 0..b.num_rows() {
-                if keep(lines.value(i)) {
-                    offer(LogRow {
-                        stream_id: ids.value(i),
-                        timestamp_ns: ts.value(i),
-                        line: lines.value(i).to_string(),
-                        structured_metadata: md.value(i).to_string(),
-                    });
-                }
-            }
-        };
-        for b in &head {
-            visit(b);
-        }
-        for meta in overlapping(&segs, start_ns, end_ns) {
-            for b in segment::read(
-                &self.inner.cfg.data_dir.join(&meta.rel_path),
-                Signal::Logs,
-                &sel,
-            )? {
-                visit(&b);
-            }
-        }
+        self.visit_logs(tenant, &scan, &mut top)?;
         Ok(match direction {
             Direction::Backward => {
-                let mut v: Vec<LogRow> = newest.into_iter().map(|Reverse(r)| r).collect();
+                let mut v: Vec<LogRow> = top.newest.into_iter().map(|Reverse(r)| r).collect();
                 v.sort_by(|a, b| b.cmp(a));
                 v
             }
             Direction::Forward => {
-                let mut v = oldest.into_vec();
+                let mut v = top.oldest.into_vec();
                 v.sort();
                 v
             }
@@ -370,6 +330,61 @@ impl Store {
             *v = dedup;
         }
         Ok(out)
+    }
+}
+
+/// Keeps the `limit` newest (backward) or oldest (forward) rows, copying only rows that enter.
+struct TopRows {
+    newest: BinaryHeap<Reverse<LogRow>>,
+    oldest: BinaryHeap<LogRow>,
+    direction: Direction,
+    limit: usize,
+}
+
+impl LogVisitor for TopRows {
+    fn visit(&mut self, row: LogRowRef<'_>) {
+        let key = (row.timestamp_ns, row.stream_id, row.line);
+        let owned = |r: LogRowRef<'_>| LogRow {
+            stream_id: r.stream_id,
+            timestamp_ns: r.timestamp_ns,
+            line: r.line.to_string(),
+            structured_metadata: r.structured_metadata.to_string(),
+        };
+        match self.direction {
+            Direction::Backward => {
+                if self.newest.len() < self.limit {
+                    self.newest.push(Reverse(owned(row)));
+                } else if self.newest.peek().is_some_and(|Reverse(min)| {
+                    key > (min.timestamp_ns, min.stream_id, min.line.as_str())
+                }) {
+                    self.newest.pop();
+                    self.newest.push(Reverse(owned(row)));
+                }
+            }
+            Direction::Forward => {
+                if self.oldest.len() < self.limit {
+                    self.oldest.push(owned(row));
+                } else if self.oldest.peek().is_some_and(|max| {
+                    key < (max.timestamp_ns, max.stream_id, max.line.as_str())
+                }) {
+                    self.oldest.pop();
+                    self.oldest.push(owned(row));
+                }
+            }
+        }
+    }
+
+    fn wants(&self, min_ns: i64, max_ns: i64) -> bool {
+        match self.direction {
+            Direction::Backward => {
+                self.newest.len() < self.limit
+                    || self.newest.peek().is_some_and(|Reverse(m)| max_ns >= m.timestamp_ns)
+            }
+            Direction::Forward => {
+                self.oldest.len() < self.limit
+                    || self.oldest.peek().is_some_and(|m| min_ns <= m.timestamp_ns)
+            }
+        }
     }
 }
 

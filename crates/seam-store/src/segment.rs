@@ -4,22 +4,22 @@
 use std::fs::{self, File};
 use std::path::Path;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{filter_record_batch, interleave_record_batch};
 use arrow::datatypes::{Int64Type, UInt64Type};
-use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, ReaderProperties, WriterProperties};
-use parquet::file::reader::{FileReader, SerializedFileReader};
-use parquet::file::serialized_reader::ReadOptionsBuilder;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use seam_model::{Labels, Signal, TraceId};
 
 use crate::catalog::{SeriesEntry, TraceIndexEntry};
 use crate::schema::{self, log_col, sample_col, span_col};
+use crate::token_filter::{self, FilterBuilder};
 use crate::StoreError;
+
+pub use crate::segment_read::{read, RowSelection};
 
 /// Rows per row group: small enough that a trace or stream lookup decodes little, large enough
 /// that zstd and dictionaries work well.
@@ -39,6 +39,8 @@ pub struct WrittenSegment {
     pub traces: Vec<TraceIndexEntry>,
     /// Streams or series in the file (log and metric signals).
     pub series: Vec<SeriesEntry>,
+    /// Bytes of log line token filters in the file (logs only).
+    pub filter_bytes: u64,
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -174,7 +176,10 @@ pub fn write(
         max_time_ns: i64::MIN,
         traces: Vec::new(),
         series: Vec::new(),
+        filter_bytes: 0,
     };
+    let mut line_filters: Vec<String> = Vec::new();
+    let mut filter = FilterBuilder::new();
     let mut series: Vec<SeriesEntry> = Vec::new();
     let scale = if signal == Signal::Metrics {
         1_000_000
@@ -188,6 +193,18 @@ pub fn write(
             .collect();
         let rb = interleave_record_batch(&sources, &idx).map_err(|e| io_err(&tmp, e))?;
         writer.write(&rb).map_err(|e| io_err(&tmp, e))?;
+        // One chunk is one row group, so its token filter can follow it in the file.
+        writer.flush().map_err(|e| io_err(&tmp, e))?;
+        if signal == Signal::Logs {
+            for line in rb.column(log_col::LINE).as_string::<i32>().iter() {
+                filter.add_line(line.unwrap_or_default().as_bytes());
+            }
+            let bytes = filter.finish();
+            let offset = writer.bytes_written();
+            writer.write_all(&bytes).map_err(|e| io_err(&tmp, e))?;
+            line_filters.push(format!("{offset}:{}", bytes.len()));
+            out.filter_bytes += bytes.len() as u64;
+        }
         for (i, k) in chunk.iter().enumerate() {
             let t = k.time.saturating_mul(scale);
             out.min_time_ns = out.min_time_ns.min(t);
@@ -225,6 +242,12 @@ pub fn write(
         }
     }
     out.series = series;
+    if signal == Signal::Logs {
+        writer.append_key_value_metadata(KeyValue::new(
+            crate::segment_read::LINE_FILTER_KEY.to_string(),
+            format!("{};{}", token_filter::SCHEME, line_filters.join(",")),
+        ));
+    }
     let file = writer.into_inner().map_err(|e| io_err(&tmp, e))?;
     file.sync_all().map_err(|e| io_err(&tmp, e))?;
     out.bytes = file.metadata().map_err(|e| io_err(&tmp, e))?.len();
@@ -291,120 +314,6 @@ pub fn parse_labels(s: &str) -> Labels {
         rest = &rest[(eq + 2 + end + 1).min(rest.len())..];
     }
     Labels::from_pairs(pairs)
-}
-
-/// Which rows of a segment a read wants.
-pub enum RowSelection<'a> {
-    /// The spans of one trace.
-    Trace(&'a TraceId),
-    /// Rows of these streams or series (sorted ids) within `[start, end]` in the column's unit.
-    Series {
-        ids: &'a [u64],
-        start: i64,
-        end: i64,
-    },
-}
-
-/// Reads the rows a selection wants from one segment file, skipping row groups whose statistics
-/// (and, for traces, bloom filter) rule them out.
-pub fn read(
-    path: &Path,
-    signal: Signal,
-    sel: &RowSelection<'_>,
-) -> Result<Vec<RecordBatch>, StoreError> {
-    let file = File::open(path).map_err(|e| io_err(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| io_err(path, e))?;
-    let meta = builder.metadata().clone();
-    let arrow_schema = builder.schema().clone();
-    let groups = meta.row_groups();
-    let stats = |col: &str| -> Result<(ArrayRef, ArrayRef), StoreError> {
-        let c = StatisticsConverter::try_new(col, &arrow_schema, builder.parquet_schema())
-            .map_err(|e| io_err(path, e))?;
-        Ok((
-            c.row_group_mins(groups.iter())
-                .map_err(|e| io_err(path, e))?,
-            c.row_group_maxes(groups.iter())
-                .map_err(|e| io_err(path, e))?,
-        ))
-    };
-    let mut keep: Vec<usize> = Vec::new();
-    match sel {
-        RowSelection::Trace(id) => {
-            let (mins, maxs) = stats("trace_id")?;
-            let (mins, maxs) = (mins.as_fixed_size_binary(), maxs.as_fixed_size_binary());
-            let reader = bloom_reader(path)?;
-            for g in 0..groups.len() {
-                let in_range =
-                    mins.is_null(g) || (mins.value(g) <= &id.0[..] && &id.0[..] <= maxs.value(g));
-                if !in_range {
-                    continue;
-                }
-                let rg = reader.get_row_group(g).map_err(|e| io_err(path, e))?;
-                if rg
-                    .get_column_bloom_filter(span_col::TRACE_ID)
-                    .is_some_and(|b| !b.check(&id.0[..]))
-                {
-                    continue;
-                }
-                keep.push(g);
-            }
-        }
-        RowSelection::Series { ids, start, end } => {
-            let (id_name, t_name) = match signal {
-                Signal::Logs => ("stream_id", "timestamp_ns"),
-                _ => ("series_id", "timestamp_ms"),
-            };
-            let (id_min, id_max) = stats(id_name)?;
-            let (t_min, t_max) = stats(t_name)?;
-            let (id_min, id_max) = (
-                id_min.as_primitive::<UInt64Type>(),
-                id_max.as_primitive::<UInt64Type>(),
-            );
-            let (t_min, t_max) = (
-                t_min.as_primitive::<Int64Type>(),
-                t_max.as_primitive::<Int64Type>(),
-            );
-            for g in 0..groups.len() {
-                let time_ok =
-                    t_min.is_null(g) || (t_min.value(g) <= *end && t_max.value(g) >= *start);
-                let ids_ok = id_min.is_null(g) || {
-                    let lo = ids.partition_point(|x| *x < id_min.value(g));
-                    lo < ids.len() && ids[lo] <= id_max.value(g)
-                };
-                if time_ok && ids_ok {
-                    keep.push(g);
-                }
-            }
-        }
-    }
-    if keep.is_empty() {
-        return Ok(Vec::new());
-    }
-    let reader = builder
-        .with_row_groups(keep)
-        .build()
-        .map_err(|e| io_err(path, e))?;
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| io_err(path, e))?;
-        let batch = filter_rows(&batch, signal, sel);
-        if batch.num_rows() > 0 {
-            out.push(batch);
-        }
-    }
-    Ok(out)
-}
-
-fn bloom_reader(path: &Path) -> Result<SerializedFileReader<File>, StoreError> {
-    let file = File::open(path).map_err(|e| io_err(path, e))?;
-    let opts = ReadOptionsBuilder::new()
-        .with_reader_properties(
-            ReaderProperties::builder()
-                .set_read_bloom_filter(true)
-                .build(),
-        )
-        .build();
-    SerializedFileReader::new_with_options(file, opts).map_err(|e| io_err(path, e))
 }
 
 /// Keeps the rows of a batch (from a segment or the head) that a selection wants.

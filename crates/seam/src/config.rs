@@ -1,11 +1,13 @@
 //! Seam's configuration: defaults, then the YAML file (`--config`), then `SEAM_<SECTION>__<KEY>`
 //! environment variables, then command-line flags, each overriding the one before.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use seam_server::{Limits, TenantLimits};
 use serde::Deserialize;
 
 /// The whole file.
@@ -18,9 +20,12 @@ pub struct FileConfig {
     /// The embedded store.
     #[serde(default)]
     pub storage: StorageSection,
-    /// Loki push limits (see docs/api.md); every key has Loki's default.
+    /// The push limits' older spelling; `limits:` wins over it.
     #[serde(default)]
     pub loki: LokiSection,
+    /// Per-tenant limits (see docs/configuration.md); every key has Loki's default.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// Trace stitching (see docs/correlation.md); every key has a default.
     #[serde(default)]
     pub correlation: seam_correlate::CorrelationConfig,
@@ -52,6 +57,106 @@ pub struct LokiSection {
     pub reject_old_samples_max_age: Option<String>,
     /// Entries further than this in the future are refused, e.g. `10m`.
     pub creation_grace_period: Option<String>,
+}
+
+/// `limits:` keys: the defaults, plus `per_tenant: {tenant-id: {key: value}}` overrides. Keys are
+/// kept as raw YAML so that one list ([`apply_limit`]) names and parses them everywhere.
+#[derive(Debug, Default, Deserialize)]
+pub struct LimitsSection {
+    /// Overrides by tenant id.
+    #[serde(default)]
+    pub per_tenant: BTreeMap<String, BTreeMap<String, serde_yaml_ng::Value>>,
+    /// The defaults.
+    #[serde(flatten)]
+    pub defaults: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// Sets one limit by its configuration key; `at` names the key's place in errors.
+pub fn apply_limit(l: &mut TenantLimits, at: &str, key: &str, value: &str) -> anyhow::Result<()> {
+    let name = format!("{at}.{key}");
+    let dur = || parse_duration(&name, value);
+    let count = || -> anyhow::Result<usize> {
+        value
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("{name}: {value:?} is not a whole number"))
+    };
+    match key {
+        "max_query_length" => l.max_query_length = dur()?,
+        "max_entries_limit_per_query" => l.max_entries_limit_per_query = count()?,
+        "max_query_series" => l.max_query_series = count()?,
+        "query_timeout" => l.query_timeout = dur()?,
+        "max_concurrent_tail_requests" => l.max_concurrent_tail_requests = count()?,
+        "tail_max_lines_per_second" => {
+            l.tail_max_lines_per_second = count()?
+                .try_into()
+                .map_err(|_| anyhow!("{name}: {value:?} is too large"))?
+        }
+        "max_line_size" => l.max_line_size = parse_size(&name, value)?,
+        "max_label_names_per_stream" => l.max_label_names_per_stream = count()?,
+        "reject_old_samples_max_age" => l.reject_old_samples_max_age = dur()?,
+        "creation_grace_period" => l.creation_grace_period = dur()?,
+        _ => bail!(
+            "{name}: unknown limit (known: max_query_length, max_entries_limit_per_query, \
+             max_query_series, query_timeout, max_concurrent_tail_requests, \
+             tail_max_lines_per_second, max_line_size, max_label_names_per_stream, \
+             reject_old_samples_max_age, creation_grace_period)"
+        ),
+    }
+    Ok(())
+}
+
+fn scalar(at: &str, key: &str, v: &serde_yaml_ng::Value) -> anyhow::Result<String> {
+    use serde_yaml_ng::Value;
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => bail!("{at}.{key}: expected a number or a string"),
+    }
+}
+
+fn apply_limits(
+    l: &mut TenantLimits,
+    at: &str,
+    map: &BTreeMap<String, serde_yaml_ng::Value>,
+) -> anyhow::Result<()> {
+    for (k, v) in map {
+        apply_limit(l, at, k, &scalar(at, k, v)?)?;
+    }
+    Ok(())
+}
+
+/// Builds the limits: Loki's defaults, the `loki:` push keys, the `limits:` defaults, then each
+/// tenant's overrides on top of those defaults.
+pub fn build_limits(cfg: &FileConfig) -> anyhow::Result<Limits> {
+    let mut defaults = TenantLimits::default();
+    let lk = &cfg.loki;
+    let legacy = [
+        ("max_line_size", lk.max_line_size.clone()),
+        (
+            "max_label_names_per_stream",
+            lk.max_label_names_per_stream.map(|n| n.to_string()),
+        ),
+        (
+            "reject_old_samples_max_age",
+            lk.reject_old_samples_max_age.clone(),
+        ),
+        ("creation_grace_period", lk.creation_grace_period.clone()),
+    ];
+    for (k, v) in legacy {
+        if let Some(v) = v {
+            apply_limit(&mut defaults, "loki", k, &v)?;
+        }
+    }
+    apply_limits(&mut defaults, "limits", &cfg.limits.defaults)?;
+    let mut per_tenant = HashMap::new();
+    for (id, overrides) in &cfg.limits.per_tenant {
+        seam_model::Tenant::new(id).map_err(|e| anyhow!("limits.per_tenant.{id}: {e}"))?;
+        let mut l = defaults.clone();
+        apply_limits(&mut l, &format!("limits.per_tenant.{id}"), overrides)?;
+        per_tenant.insert(id.clone(), l);
+    }
+    Ok(Limits::new(defaults, per_tenant))
 }
 
 /// `storage:` keys.
@@ -110,6 +215,17 @@ pub fn apply_env(
             }
             ("loki", "reject_old_samples_max_age") => cfg.loki.reject_old_samples_max_age = Some(v),
             ("loki", "creation_grace_period") => cfg.loki.creation_grace_period = Some(v),
+            ("limits", "per_tenant") => {
+                bail!("environment variable {k}: per-tenant limits are set in the config file only")
+            }
+            ("limits", _) => {
+                // Checked now so that a misspelt variable is named before anything starts.
+                apply_limit(&mut TenantLimits::default(), "limits", &key, &v)
+                    .map_err(|e| anyhow!("environment variable {k}: {e}"))?;
+                cfg.limits
+                    .defaults
+                    .insert(key.clone(), serde_yaml_ng::Value::String(v));
+            }
             ("storage", "data_dir") => st.data_dir = Some(v.into()),
             ("storage", "fsync") => st.fsync = Some(v),
             ("storage", "fsync_interval") => st.fsync_interval = Some(v),
@@ -160,24 +276,9 @@ pub fn parse_size(key: &str, s: &str) -> anyhow::Result<usize> {
     Ok((n * mult) as usize)
 }
 
-/// Parses `500ms`, `10s`, `2m`, `1h`.
+/// Parses `500ms`, `10s`, `2m`, `1h30m`, `7d`.
 pub fn parse_duration(key: &str, s: &str) -> anyhow::Result<Duration> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| anyhow!("{key}: invalid duration {s:?} (examples: 500ms, 10s, 2m)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => bail!("{key}: unknown duration unit {other:?} in {s:?} (use ms, s, m, h)"),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    seam_server::limits::parse_duration(s).map_err(|e| anyhow!("{key}: {e}"))
 }
 
 /// Parses a listen address; a bare `:port` means all interfaces.
@@ -228,6 +329,45 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("storage.nope"));
+    }
+
+    #[test]
+    fn limits_from_file_and_env() {
+        let mut c: FileConfig = serde_yaml_ng::from_str(
+            "loki:\n  max_line_size: 1KiB\nlimits:\n  max_query_length: 24h\n  \
+             max_entries_limit_per_query: 100\n  per_tenant:\n    small:\n      \
+             query_timeout: 50ms\n",
+        )
+        .unwrap();
+        apply_env(
+            &mut c,
+            [("SEAM_LIMITS__MAX_QUERY_SERIES".to_string(), "7".to_string())].into_iter(),
+        )
+        .unwrap();
+        let l = build_limits(&c).unwrap();
+        let d = l.defaults();
+        assert_eq!(d.max_line_size, 1024);
+        assert_eq!(d.max_query_length, Duration::from_secs(24 * 3600));
+        assert_eq!(d.max_entries_limit_per_query, 100);
+        assert_eq!(d.max_query_series, 7);
+        assert_eq!(d.query_timeout, Duration::from_secs(60));
+        let small = l.for_tenant(&seam_model::Tenant::new("small").unwrap());
+        assert_eq!(small.query_timeout, Duration::from_millis(50));
+        assert_eq!(small.max_entries_limit_per_query, 100);
+        assert_eq!(small.max_query_series, 7);
+
+        let bad: FileConfig =
+            serde_yaml_ng::from_str("limits:\n  per_tenant:\n    t:\n      max_qery_length: 1h\n")
+                .unwrap();
+        let e = build_limits(&bad).unwrap_err().to_string();
+        assert!(e.contains("limits.per_tenant.t.max_qery_length"), "{e}");
+        let e = apply_env(
+            &mut c,
+            [("SEAM_LIMITS__QUERY_TIMEOUT".to_string(), "soon".to_string())].into_iter(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("SEAM_LIMITS__QUERY_TIMEOUT"), "{e}");
     }
 
     #[test]

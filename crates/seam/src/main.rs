@@ -4,7 +4,10 @@ mod api_client;
 mod config;
 mod correlate_cmd;
 mod demo;
+mod labels_cmd;
+mod query_cmd;
 mod serve;
+mod tail_cmd;
 mod trace_cmd;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +34,12 @@ enum Command {
     Trace(trace_cmd::TraceArgs),
     /// Print the flow a business key joins: its traces, their bridges, and matching log lines.
     Correlate(correlate_cmd::CorrelateArgs),
+    /// Run a LogQL query and print its log lines or samples.
+    Query(query_cmd::QueryArgs),
+    /// Follow a log query live, as lines are acknowledged.
+    Tail(tail_cmd::TailArgs),
+    /// List log label names, or the values of one label.
+    Labels(labels_cmd::LabelsArgs),
     /// Demo workloads and their scoring.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -43,9 +52,12 @@ enum Command {
 enum BenchCommand {
     /// Send realistic OTLP batches to a running Seam and report throughput and ack latency.
     Ingest(bench_ingest::IngestArgs),
+    /// Push realistic log lines through Loki push (protobuf + snappy) and report ingest speed.
+    Logs(bench_logs::LogsArgs),
 }
 
 mod bench_ingest;
+mod bench_logs;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -63,8 +75,12 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(args).await,
+            Command::Bench(BenchCommand::Logs(args)) => bench_logs::run(args).await,
             Command::Trace(args) => trace_cmd::run(args).await,
             Command::Correlate(args) => correlate_cmd::run(args).await,
+            Command::Query(args) => query_cmd::run(args).await,
+            Command::Tail(args) => tail_cmd::run(args).await,
+            Command::Labels(args) => labels_cmd::run(args).await,
             Command::Demo(cmd) => demo::run(cmd).await,
         }
     });

@@ -7,7 +7,9 @@ use clap::Args;
 use seam_server::ServerConfig;
 use seam_store::{FsyncPolicy, StoreConfig};
 
-use crate::config::{apply_env, load_file, parse_addr, parse_duration, parse_size, FileConfig};
+use crate::config::{
+    apply_env, build_limits, load_file, parse_addr, parse_duration, parse_size, FileConfig,
+};
 
 /// Arguments of `seam serve`. Flags override the config file and the environment.
 #[derive(Args, Debug)]
@@ -112,21 +114,7 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         .clone()
         .apply_env(|k| std::env::var(k).ok())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let lk = &file.loki;
-    let mut loki_push = seam_receive::loki_push::LokiPushConfig::default();
-    if let Some(v) = &lk.max_line_size {
-        loki_push.max_line_size = parse_size("loki.max_line_size", v)?;
-    }
-    if let Some(n) = lk.max_label_names_per_stream {
-        loki_push.max_label_names_per_stream = n;
-    }
-    if let Some(v) = &lk.reject_old_samples_max_age {
-        loki_push.reject_old_samples_max_age =
-            parse_duration("loki.reject_old_samples_max_age", v)?;
-    }
-    if let Some(v) = &lk.creation_grace_period {
-        loki_push.creation_grace_period = parse_duration("loki.creation_grace_period", v)?;
-    }
+    let limits = build_limits(&file)?;
     Ok(ServerConfig {
         listen,
         otlp_http,
@@ -134,7 +122,7 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         store,
         max_body_bytes,
         correlation,
-        loki_push,
+        limits,
     })
 }
 

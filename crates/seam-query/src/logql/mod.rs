@@ -4,14 +4,16 @@
 
 mod ast;
 mod eval;
+mod format;
 mod lexer;
 mod parser;
 mod pipeline;
+pub mod units;
 mod value;
 
 pub use ast::*;
 pub use eval::{evaluate, QueryError, QueryLimits, QueryOutput, QueryTime};
-pub use eval::{select_logs, LogSelection, StreamResult};
+pub use format::prettify;
 pub use parser::{parse, parse_log_query, ParseError};
 pub use pipeline::{Pipeline, SampleExtractor};
 pub use value::{EntryLabels, InstantSample, LogEntry, QueryStats, QueryValue, Series};

@@ -1,8 +1,21 @@
-//! The LogQL parser.
+//! The LogQL parser: recursive descent over the lexer's tokens, following Loki's grammar
+//! (`pkg/logql/syntax/syntax.y`) including its operator precedences, its semantic checks
+//! (range and vector aggregation rules, literal folding, at least one non-empty matcher) and
+//! its messages (`syntax error: unexpected X, expecting Y`). Unlike Loki, errors that Loki
+//! raises without a position still carry the position of the construct at fault.
 
-use seam_store::MatchOp;
+mod filters;
+mod log;
+mod metric;
+mod regex;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_errors;
 
-use super::ast::{Expr, LineFilter, LineFilterOp, LogExpr, Matcher, Stage};
+pub(crate) use self::regex::compile_go_regex;
+
+use super::ast::{Expr, LogExpr, Matcher, SampleExpr};
 use super::lexer::{lex, Spanned, Tok};
 
 /// A parse failure, printed as Loki prints them.
@@ -17,15 +30,40 @@ pub struct ParseError {
     pub msg: String,
 }
 
-struct Parser {
+/// Loki refuses longer queries before parsing them (`maxInputSize`).
+const MAX_INPUT_SIZE: usize = 128 * 1024;
+
+/// Loki's message for a selector whose matchers all accept the empty value.
+const ERR_EMPTY_COMPATIBLE: &str = "queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~\".*\" does not meet this requirement, but app=~\".+\" will";
+
+/// What an expression parses to before Loki's grammar decides whether it is a log or a metric
+/// query: the two can meet in parentheses and binary operators, where a log query is refused.
+pub(super) enum Operand {
+    /// A stream selector and pipeline.
+    Log(LogExpr),
+    /// A metric expression.
+    Sample(SampleExpr),
+}
+
+pub(super) struct Parser {
     toks: Vec<Spanned>,
     pos: usize,
+    /// Where each selector starts, and whether all its matchers accept the empty value.
+    selectors: Vec<(usize, usize, bool)>,
 }
+
+type PResult<T> = Result<T, ParseError>;
 
 impl Parser {
     fn peek(&self) -> &Spanned {
         &self.toks[self.pos]
     }
+
+    /// The token `n` places ahead (the end token when past it).
+    fn peek_tok(&self, n: usize) -> &Tok {
+        &self.toks[(self.pos + n).min(self.toks.len() - 1)].tok
+    }
+
     fn next(&mut self) -> Spanned {
         let t = self.toks[self.pos].clone();
         if self.pos + 1 < self.toks.len() {
@@ -33,138 +71,71 @@ impl Parser {
         }
         t
     }
-    fn err(&self, at: &Spanned, msg: impl Into<String>) -> ParseError {
-        ParseError {
-            line: at.line,
-            col: at.col,
-            msg: msg.into(),
-        }
-    }
-    fn expect(&mut self, want: Tok, what: &str) -> Result<Spanned, ParseError> {
-        let t = self.next();
-        if t.tok == want {
-            Ok(t)
-        } else {
-            Err(self.err(
-                &t,
-                format!(
-                    "syntax error: unexpected {}, expecting {what}",
-                    t.tok.describe()
-                ),
-            ))
+
+    /// True when the next token is `t`; literal payloads (strings, numbers) are ignored.
+    fn at(&self, t: &Tok) -> bool {
+        match (&self.peek().tok, t) {
+            (Tok::Kw(a), Tok::Kw(b)) => a == b,
+            (Tok::Func(a, _), Tok::Func(b, _)) => a == b,
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
         }
     }
 
-    /// The next token as a string literal; with `regex`, it must also compile as one.
-    fn string(&mut self, regex: bool) -> Result<String, ParseError> {
-        let v = self.next();
-        let Tok::Str(s) = v.tok.clone() else {
-            let msg = format!(
-                "syntax error: unexpected {}, expecting STRING",
-                v.tok.describe()
-            );
-            return Err(self.err(&v, msg));
-        };
-        if regex {
-            if let Err(e) = regex::Regex::new(&s) {
-                return Err(self.err(&v, format!("invalid regex {s:?}: {e}")));
-            }
-        }
-        Ok(s)
-    }
-
-    fn selector(&mut self) -> Result<Vec<Matcher>, ParseError> {
-        self.expect(Tok::LBrace, "{")?;
-        let mut matchers = Vec::new();
-        loop {
-            let t = self.next();
-            let name = match t.tok.clone() {
-                Tok::RBrace if matchers.is_empty() => {
-                    return Err(self.err(&t, "syntax error: unexpected }, expecting IDENTIFIER"));
-                }
-                Tok::Ident(n) => n,
-                other => {
-                    return Err(self.err(
-                        &t,
-                        format!(
-                            "syntax error: unexpected {}, expecting IDENTIFIER",
-                            other.describe()
-                        ),
-                    ))
-                }
-            };
-            let op_tok = self.next();
-            let op = match op_tok.tok.clone() {
-                Tok::Eq => MatchOp::Equal,
-                Tok::Neq => MatchOp::NotEqual,
-                Tok::Re => MatchOp::Regex,
-                Tok::Nre => MatchOp::NotRegex,
-                other => {
-                    return Err(self.err(
-                        &op_tok,
-                        format!(
-                            "syntax error: unexpected {}, expecting = or =~ or != or !~",
-                            other.describe()
-                        ),
-                    ))
-                }
-            };
-            let value = self.string(matches!(op, MatchOp::Regex | MatchOp::NotRegex))?;
-            matchers.push(Matcher { name, op, value });
-            let sep = self.next();
-            match sep.tok.clone() {
-                Tok::Comma => continue,
-                Tok::RBrace => break,
-                other => {
-                    return Err(self.err(
-                        &sep,
-                        format!(
-                            "syntax error: unexpected {}, expecting , or }}",
-                            other.describe()
-                        ),
-                    ))
-                }
-            }
-        }
-        if matchers.iter().all(|m| m.matches_empty()) {
-            return Err(ParseError {
-                line: 1,
-                col: 1,
-                msg: "queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~\".*\" does not meet this requirement, but app=~\".+\" will".into(),
-            });
-        }
-        Ok(matchers)
-    }
-
-    fn filters(&mut self) -> Result<Vec<LineFilter>, ParseError> {
-        let mut out = Vec::new();
-        loop {
-            let t = self.peek().clone();
-            let op = match t.tok.clone() {
-                Tok::PipeExact => LineFilterOp::Contains,
-                Tok::Neq => LineFilterOp::NotContains,
-                Tok::PipeMatch => LineFilterOp::Regex,
-                Tok::Nre => LineFilterOp::NotRegex,
-                Tok::Eof => return Ok(out),
-                Tok::Pipe => return Err(self.err(
-                    &t,
-                    "unsupported pipeline stage: only line filters (|= != |~ !~) are supported yet",
-                )),
-                other => {
-                    return Err(
-                        self.err(&t, format!("syntax error: unexpected {}", other.describe()))
-                    )
-                }
-            };
+    fn eat(&mut self, t: &Tok) -> bool {
+        let hit = self.at(t);
+        if hit {
             self.next();
-            let pattern =
-                self.string(matches!(op, LineFilterOp::Regex | LineFilterOp::NotRegex))?;
-            out.push(LineFilter {
-                op,
-                pattern,
-                or: Vec::new(),
-            });
         }
+        hit
+    }
+
+    /// Consumes `t`, or fails with yacc's message listing what was `expecting`.
+    fn expect(&mut self, t: Tok, expecting: &[&str]) -> PResult<Spanned> {
+        if self.at(&t) {
+            Ok(self.next())
+        } else {
+            Err(self.unexpected(self.peek(), expecting))
+        }
+    }
+
+    fn ident(&mut self, expecting: &[&str]) -> PResult<String> {
+        match &self.peek().tok {
+            Tok::Ident(s) => {
+                let s = s.clone();
+                self.next();
+                Ok(s)
+            }
+            _ => Err(self.unexpected(self.peek(), expecting)),
+        }
+    }
+
+    fn string(&mut self, expecting: &[&str]) -> PResult<(String, Spanned)> {
+        match &self.peek().tok {
+            Tok::Str(s) => {
+                let s = s.clone();
+                Ok((s, self.next()))
+            }
+            _ => Err(self.unexpected(self.peek(), expecting)),
+        }
+    }
+
+    /// yacc's message: the expected tokens are listed only when there are at most four, and
+    /// callers pass none where Loki's grammar would accept more.
+    fn unexpected(&self, t: &Spanned, expecting: &[&str]) -> ParseError {
+        let mut msg = format!("syntax error: unexpected {}", t.tok.describe());
+        if !expecting.is_empty() {
+            msg.push_str(", expecting ");
+            msg.push_str(&expecting.join(" or "));
+        }
+        err_at(t, msg)
+    }
+}
+
+fn err_at(t: &Spanned, msg: impl Into<String>) -> ParseError {
+    ParseError {
+        line: t.line,
+        col: t.col,
+        msg: msg.into(),
     }
 }
 
@@ -176,54 +147,67 @@ impl Matcher {
     }
 }
 
-/// Parses a LogQL query.
-pub fn parse(input: &str) -> Result<Expr, ParseError> {
-    parse_log_query(input).map(Expr::Log)
-}
-
-/// Parses a log query: `{selector} [line filters]`.
-pub fn parse_log_query(input: &str) -> Result<LogExpr, ParseError> {
+fn parse_operand(input: &str) -> PResult<(Operand, Parser)> {
+    if input.len() >= MAX_INPUT_SIZE {
+        return Err(ParseError {
+            line: 1,
+            col: 1,
+            msg: format!("input size too long ({} > {MAX_INPUT_SIZE})", input.len()),
+        });
+    }
     let toks = lex(input).map_err(|e| ParseError {
         line: e.line,
         col: e.col,
         msg: e.msg,
     })?;
-    let mut p = Parser { toks, pos: 0 };
-    let matchers = p.selector()?;
-    let filters = p.filters()?;
-    Ok(LogExpr {
-        matchers,
-        pipeline: filters.into_iter().map(Stage::LineFilter).collect(),
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        selectors: Vec::new(),
+    };
+    let e = p.expr(0)?;
+    if !p.at(&Tok::Eof) {
+        return Err(p.unexpected(p.peek(), &[]));
+    }
+    Ok((e, p))
+}
+
+/// Loki's `validateMatchers`, run once the whole query parsed: every selector needs a matcher
+/// that does not accept the empty value.
+fn validate_selectors(p: &Parser) -> PResult<()> {
+    match p.selectors.iter().find(|(_, _, all_empty)| *all_empty) {
+        Some(&(line, col, _)) => Err(ParseError {
+            line,
+            col,
+            msg: ERR_EMPTY_COMPATIBLE.into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Parses a LogQL query, log or metric.
+pub fn parse(input: &str) -> Result<Expr, ParseError> {
+    let (e, p) = parse_operand(input)?;
+    validate_selectors(&p)?;
+    Ok(match e {
+        Operand::Log(l) => Expr::Log(l),
+        Operand::Sample(s) => Expr::Sample(s),
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_selector_and_filters() {
-        let q = parse_log_query(
-            r#"{service_name="api", env=~"prod|dev"} |= "error" != `timeout` |~ "5\\d\\d""#,
-        )
-        .unwrap();
-        assert_eq!(q.matchers.len(), 2);
-        assert_eq!(q.matchers[1].op, MatchOp::Regex);
-        assert_eq!(q.pipeline.len(), 3);
-    }
-
-    #[test]
-    fn errors_name_the_position() {
-        let e = parse_log_query(r#"{app="a" |= "x""#).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "parse error at line 1, col 10: syntax error: unexpected |=, expecting , or }"
-        );
-        let e = parse_log_query(r#"{app="a"} |= 42"#).unwrap_err();
-        assert_eq!((e.line, e.col), (1, 14));
-        let e = parse_log_query("{app=~\".*\"}").unwrap_err();
-        assert!(e.msg.contains("at least one"));
-        let e = parse_log_query("{app=\"a\"}\n  | json").unwrap_err();
-        assert_eq!((e.line, e.col), (2, 3));
+/// Parses a log query (`{selector} | pipeline`), as the labels and series APIs take for
+/// `query=`/`match[]`; a metric query is refused.
+pub fn parse_log_query(input: &str) -> Result<LogExpr, ParseError> {
+    let (e, p) = parse_operand(input)?;
+    match e {
+        Operand::Log(l) => {
+            validate_selectors(&p)?;
+            Ok(l)
+        }
+        Operand::Sample(_) => Err(ParseError {
+            line: 1,
+            col: 1,
+            msg: "only log selector is supported".into(),
+        }),
     }
 }

@@ -1,229 +1,214 @@
-//! The Loki read API: `query_range` (log queries), labels and label values.
+//! The Loki read API Grafana's Loki data source calls: queries (`loki_query`), labels, label
+//! values and series (here), index statistics and volumes (`loki_index`), detected labels and
+//! fields (`loki_detected`), plus `format_query`, `patterns` and `status/buildinfo`. Requests
+//! are read as `pkg/loghttp` reads them (`loki_params`) and answered in Loki's JSON.
 
-use std::collections::BTreeMap;
+#[path = "loki_detected.rs"]
+mod detected;
+#[path = "loki_index.rs"]
+mod index;
+#[path = "loki_params.rs"]
+mod params;
+#[path = "loki_query.rs"]
+mod query;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Form, Router};
-use seam_model::{Labels, Signal};
-use seam_query::logql::{self, LogSelection};
-use seam_store::{Direction, LabelMatcher};
+use axum::{Form, Json, Router};
+use seam_model::{Labels, Signal, Tenant};
+use seam_store::{LabelMatcher, Store};
 use serde_json::{json, Value};
 
-use super::{blocking, param, store_or_503, success, tenant, text_error, Params};
-use crate::params::{loki_time, now_ns};
+use super::{param, store_or_503, success, Params};
 use crate::AppState;
-
-/// Loki's default and maximum entry limits.
-const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 5000;
-const DEFAULT_RANGE_NS: i64 = 3600 * 1_000_000_000;
+use params::{bounds, check_query_length, optional_selector, selector_matchers};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route(
             "/loki/api/v1/query_range",
-            get(query_range).post(query_range),
+            get(query::query_range).post(query::query_range),
         )
+        .route("/loki/api/v1/query", get(query::query).post(query::query))
         .route("/loki/api/v1/labels", get(labels).post(labels))
-        .route("/loki/api/v1/label/{name}/values", get(label_values))
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            get(label_values).post(label_values),
+        )
+        .route("/loki/api/v1/series", get(series).post(series))
+        .route(
+            "/loki/api/v1/index/stats",
+            get(index::stats).post(index::stats),
+        )
+        .route(
+            "/loki/api/v1/index/volume",
+            get(index::volume).post(index::volume),
+        )
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(index::volume_range).post(index::volume_range),
+        )
+        .route("/loki/api/v1/detected_labels", get(detected::labels))
+        .route("/loki/api/v1/detected_fields", get(detected::fields))
+        .route(
+            "/loki/api/v1/detected_field/{name}/values",
+            get(detected::field_values),
+        )
+        .route(
+            "/loki/api/v1/format_query",
+            get(format_query).post(format_query),
+        )
+        .route("/loki/api/v1/patterns", get(patterns))
+        .route("/loki/api/v1/status/buildinfo", get(buildinfo))
 }
 
-fn bad(msg: impl Into<String>) -> Response {
-    text_error(StatusCode::BAD_REQUEST, msg)
-}
-
-/// `[start, end]` in ns with Loki's defaults (the last hour).
-fn range(p: &Params) -> Result<(i64, i64), Response> {
-    let end = param(p, "end")
-        .map(|v| loki_time("end", v))
-        .transpose()
-        .map_err(bad)?
-        .unwrap_or_else(now_ns);
-    let start = param(p, "start")
-        .map(|v| loki_time("start", v))
-        .transpose()
-        .map_err(bad)?
-        .unwrap_or(end - DEFAULT_RANGE_NS);
-    if end < start {
-        return Err(bad(
-            "invalid time range: end timestamp must not be before start time",
-        ));
-    }
-    Ok((start, end))
-}
-
-async fn query_range(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Form(p): Form<Params>,
-) -> Response {
-    let tenant = match tenant(&headers) {
-        Ok(t) => t,
-        Err(e) => return bad(e),
-    };
-    let Some(query) = param(&p, "query") else {
-        return bad("missing required parameter \"query\"");
-    };
-    let q = match logql::parse_log_query(query) {
-        Ok(q) => q,
-        Err(e) => return bad(e.to_string()),
-    };
-    let (start, end) = match range(&p) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let limit = match param(&p, "limit").map(str::parse::<usize>).transpose() {
-        Ok(l) => l.unwrap_or(DEFAULT_LIMIT),
-        Err(_) => return bad("invalid parameter \"limit\": expected a positive integer"),
-    };
-    if limit > MAX_LIMIT {
-        return bad(format!("max entries limit per query exceeded, limit > max_entries_limit ({limit} > {MAX_LIMIT})"));
-    }
-    let direction = match param(&p, "direction")
-        .map(|d| d.to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("backward") => Direction::Backward,
-        Some("forward") => Direction::Forward,
-        Some(other) => {
-            return bad(format!(
-                "invalid parameter \"direction\": {other:?} (expected forward or backward)"
-            ))
-        }
-    };
-    let store = match store_or_503(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let sel = LogSelection {
-        start_ns: start,
-        end_ns: end,
-        limit,
-        direction,
-    };
-    let result = match blocking(move || logql::select_logs(&store, &tenant, &q, &sel)).await {
-        Ok(r) => r,
-        Err(e) => return text_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    // Loki answers structured metadata merged into the stream labels, one result stream per
-    // distinct label set.
-    let mut streams: BTreeMap<Labels, Vec<Value>> = BTreeMap::new();
-    let mut total = 0usize;
-    let mut bytes = 0usize;
-    for s in result {
-        for e in s.entries {
-            let md: BTreeMap<String, String> =
-                serde_json::from_str(&e.structured_metadata).unwrap_or_default();
-            let key = if md.is_empty() {
-                s.labels.clone()
-            } else {
-                let mut pairs: Vec<(String, String)> = s
-                    .labels
-                    .as_slice()
-                    .iter()
-                    .map(|l| (l.name.clone(), l.value.clone()))
-                    .collect();
-                pairs.extend(md);
-                Labels::from_pairs(pairs)
-            };
-            total += 1;
-            bytes += e.line.len();
-            streams
-                .entry(key)
-                .or_default()
-                .push(json!([e.timestamp_ns.to_string(), e.line]));
-        }
-    }
-    let result: Vec<Value> = streams
-        .into_iter()
-        .map(|(labels, values)| json!({"stream": labels.to_json_map(), "values": values}))
-        .collect();
-    success(json!({
-        "resultType": "streams",
-        "result": result,
-        "stats": {"summary": {
-            "bytesProcessedPerSecond": 0, "linesProcessedPerSecond": 0,
-            "totalBytesProcessed": bytes, "totalLinesProcessed": total,
-            "execTime": 0, "queueTime": 0, "subqueries": 0, "totalEntriesReturned": total,
-            "splits": 0, "shards": 0, "totalPostFilterLines": total, "totalStructuredMetadataBytesProcessed": 0
-        }}
-    }))
-}
-
-fn selector_matchers(p: &Params) -> Result<Vec<LabelMatcher>, Response> {
-    let Some(q) = param(p, "query") else {
-        return Ok(Vec::new());
-    };
-    let q = logql::parse_log_query(q).map_err(|e| bad(e.to_string()))?;
-    Ok(q.matchers
-        .into_iter()
-        .map(|m| LabelMatcher::new(m.name, m.op, m.value).expect("checked by the parser"))
-        .collect())
-}
-
-/// What the label endpoints need: tenant, store, range and optional selector.
+/// What the label and series endpoints need: tenant, store, range and selectors.
 struct LabelRequest {
-    tenant: seam_model::Tenant,
-    store: seam_store::Store,
+    tenant: Tenant,
+    store: Store,
     start: i64,
     end: i64,
-    matchers: Vec<LabelMatcher>,
 }
 
 fn label_request(
     state: &AppState,
     headers: &HeaderMap,
     p: &Params,
+    default_since_ns: i64,
 ) -> Result<LabelRequest, Response> {
-    let tenant = tenant(headers).map_err(bad)?;
-    let (start, end) = range(p)?;
-    let matchers = selector_matchers(p)?;
+    let tenant = params::tenant_of(headers)?;
+    let (start, end) = bounds(p, default_since_ns)?;
+    check_query_length(state.limits.for_tenant(&tenant), start, end)?;
     let store = store_or_503(state)?;
     Ok(LabelRequest {
         tenant,
         store,
         start,
         end,
-        matchers,
     })
 }
 
+/// `GET|POST /loki/api/v1/labels[?query=]`.
 async fn labels(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Form(p): Form<Params>,
 ) -> Response {
-    match label_request(&state, &headers, &p) {
-        Ok(r) => success(json!(r.store.label_names(
+    let run = || -> Result<Response, Response> {
+        let matchers = optional_selector(&p)?;
+        let r = label_request(&state, &headers, &p, params::LABELS_SINCE_NS)?;
+        Ok(success(json!(r.store.label_names(
             &r.tenant,
             Signal::Logs,
-            &r.matchers,
+            &matchers,
             r.start,
             r.end
-        ))),
-        Err(resp) => resp,
-    }
+        ))))
+    };
+    run().unwrap_or_else(|r| r)
 }
 
+/// `GET|POST /loki/api/v1/label/{name}/values[?query=]`.
 async fn label_values(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     Form(p): Form<Params>,
 ) -> Response {
-    match label_request(&state, &headers, &p) {
-        Ok(r) => success(json!(r.store.label_values(
+    let run = || -> Result<Response, Response> {
+        let matchers = optional_selector(&p)?;
+        let r = label_request(&state, &headers, &p, params::LABELS_SINCE_NS)?;
+        Ok(success(json!(r.store.label_values(
             &r.tenant,
             Signal::Logs,
             &name,
-            &r.matchers,
+            &matchers,
             r.start,
             r.end
-        ))),
-        Err(resp) => resp,
+        ))))
+    };
+    run().unwrap_or_else(|r| r)
+}
+
+/// `GET|POST /loki/api/v1/series`: the streams matching any `match[]` selector (or `query`), as
+/// label maps; every stream when no selector is given.
+async fn series(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(p): Form<Params>,
+) -> Response {
+    let run = || -> Result<Response, Response> {
+        let mut groups: Vec<Vec<LabelMatcher>> = p
+            .iter()
+            .filter(|(k, v)| (k == "match[]" || k == "match") && !v.is_empty())
+            .map(|(_, v)| selector_matchers(v))
+            .collect::<Result<_, _>>()?;
+        if groups.is_empty() {
+            groups.push(optional_selector(&p)?);
+        }
+        let r = label_request(&state, &headers, &p, params::DEFAULT_SINCE_NS)?;
+        let mut found: BTreeSet<(String, Labels)> = BTreeSet::new();
+        for g in &groups {
+            for (_, labels) in r
+                .store
+                .select_series(&r.tenant, Signal::Logs, g, r.start, r.end)
+            {
+                found.insert((labels.to_string(), labels));
+            }
+        }
+        let data: Vec<Value> = found
+            .into_iter()
+            .map(|(_, l)| Value::Object(l.to_json_map()))
+            .collect();
+        Ok(success(Value::Array(data)))
+    };
+    run().unwrap_or_else(|r| r)
+}
+
+/// `GET|POST /loki/api/v1/format_query?query=`: the query in Loki's canonical, prettified form,
+/// or 400 with `{"status":"invalid-query","error":…}` (`pkg/loki/format_query_handler.go`).
+async fn format_query(Form(p): Form<Params>) -> Response {
+    match seam_query::logql::parse(param(&p, "query").unwrap_or_default()) {
+        Ok(expr) => success(json!(seam_query::logql::prettify(&expr))),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"status": "invalid-query", "error": e.to_string()})),
+        )
+            .into_response(),
     }
+}
+
+/// `GET /loki/api/v1/patterns`: Seam detects no patterns, so the list is always empty.
+async fn patterns(headers: HeaderMap, Form(p): Form<Params>) -> Response {
+    if let Err(r) = params::tenant_of(&headers) {
+        return r;
+    }
+    if let Some(q) = param(&p, "query") {
+        if let Err(r) = selector_matchers(q) {
+            return r;
+        }
+    }
+    success(json!([]))
+}
+
+/// The Loki release whose HTTP API Seam answers; Grafana reads it to decide which features
+/// (detected fields, volumes, categorized labels) it may use.
+pub const LOKI_API_VERSION: &str = "3.5.0";
+
+/// `GET /loki/api/v1/status/buildinfo`, in Prometheus' build-info shape as Loki answers it.
+async fn buildinfo() -> Response {
+    Json(json!({
+        "version": LOKI_API_VERSION,
+        "revision": env!("CARGO_PKG_VERSION"),
+        "branch": "seam",
+        "buildUser": "seam",
+        "buildDate": "",
+        "goVersion": ""
+    }))
+    .into_response()
 }

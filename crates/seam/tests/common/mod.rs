@@ -2,12 +2,13 @@
 //! ports with a temp data dir, wait on its readiness probe, and talk to it over HTTP.
 //!
 //! Submodules: `codec` (hex, base64, percent-encoding), `flow` (the Beorn -> MDSO -> Arda flow of
-//! the correlation tests), `otlp` (request builders and posting),
-//! `read` (readbacks of traces and log lines).
+//! the correlation tests), `loki` (Loki pushes, LogQL reads, response shapes and the real log
+//! shippers), `otlp` (request builders and posting), `read` (readbacks of traces and log lines).
 #![allow(dead_code)]
 
 pub mod codec;
 pub mod flow;
+pub mod loki;
 pub mod otlp;
 pub mod read;
 

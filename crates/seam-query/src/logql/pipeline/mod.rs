@@ -1,52 +1,164 @@
-//! The log pipeline: the stages after a stream selector, run over each entry. Line filters that
-//! come before any stage that rewrites the line are pushed down into the store scan.
+//! The log pipeline: the stages after a stream selector, run over each entry with Loki's
+//! semantics (label categories, `_extracted` collisions, `__error__` labels). Line filters that
+//! come before any stage that rewrites the line can also run in the store scan.
 
-use seam_model::Labels;
+mod format;
+mod json;
+mod jsonscan;
+mod label_filter;
+mod labels_builder;
+mod line_filter;
+mod logfmt;
+mod pattern;
+mod template;
 
-use super::ast::{LineFilter, LineFilterOp, LogRange, RangeOp, Stage};
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+
+use regex::Regex;
+use seam_model::{Label, Labels};
+
+use super::ast::{LineFilter, LogRange, RangeOp, Stage, UnwrapConv};
 use super::value::{EntryLabels, LogEntry};
+use format::{LabelFormatStage, LineFormat, Selection};
+use json::JsonExpressions;
+use label_filter::CompiledLabelFilter;
+use labels_builder::{sanitize_label_key, LabelsBuilder, ERR_SAMPLE_EXTRACTION};
+use line_filter::CompiledLineFilter;
+use logfmt::LogfmtExpressions;
+use pattern::Pattern;
 
 /// A pipeline compiled once per query (regexes, templates, paths), then run per entry.
 pub struct Pipeline {
-    filters: Vec<CompiledLineFilter>,
+    stages: Vec<CompiledStage>,
+    /// Only line filters: entries pass through without a labels builder.
+    only_line_filters: bool,
 }
 
-enum CompiledLineFilter {
-    Contains(String, bool),
-    Regex(regex::Regex, bool),
+enum CompiledStage {
+    LineFilter(CompiledLineFilter),
+    Json,
+    JsonExpressions(JsonExpressions),
+    Logfmt { strict: bool, keep_empty: bool },
+    LogfmtExpressions(LogfmtExpressions),
+    Regexp(RegexpParser),
+    Pattern(Pattern),
+    Unpack,
+    LabelFilter(CompiledLabelFilter),
+    LineFormat(LineFormat),
+    LabelFormat(LabelFormatStage),
+    Drop(Vec<Selection>),
+    Keep(Vec<Selection>),
+    Decolorize,
+}
+
+/// `| regexp "..."`: each named group becomes a label.
+struct RegexpParser {
+    re: Regex,
+    /// `(group index, label name)`.
+    names: Vec<(usize, String)>,
+}
+
+impl RegexpParser {
+    /// Loki's checks: at least one named group, valid and unique names.
+    fn new(src: &str) -> Result<RegexpParser, String> {
+        const MISSING: &str = "at least one named capture must be supplied";
+        let re = Regex::new(src).map_err(|e| format!("invalid regexp {src:?}: {e}"))?;
+        let mut names: Vec<(usize, String)> = Vec::new();
+        for (i, name) in re.capture_names().enumerate() {
+            let Some(name) = name else { continue };
+            if !seam_model::labels::is_valid_label_name(name) {
+                return Err(format!("invalid extracted label name '{name}'"));
+            }
+            if names.iter().any(|(_, n)| n == name) {
+                return Err(format!("duplicate extracted label name '{name}'"));
+            }
+            names.push((i, name.to_string()));
+        }
+        if names.is_empty() {
+            return Err(MISSING.into());
+        }
+        Ok(RegexpParser { re, names })
+    }
+
+    fn process(&self, line: &str, lbs: &mut LabelsBuilder) {
+        let Some(caps) = self.re.captures(line) else {
+            return;
+        };
+        for (i, name) in &self.names {
+            let key = lbs.extracted_name(Cow::Owned(sanitize_label_key(name, true)));
+            let value = caps.get(*i).map_or("", |m| m.as_str());
+            lbs.set_parsed(key.into_owned(), value.to_string());
+        }
+    }
+}
+
+fn pattern_parser(p: &Pattern, line: &str, lbs: &mut LabelsBuilder) {
+    for (name, value) in p.names().iter().zip(p.captures(line)) {
+        let key = lbs.extracted_name(Cow::Borrowed(name)).into_owned();
+        lbs.set_parsed(key, value.to_string());
+    }
 }
 
 impl Pipeline {
     /// Compiles the stages. The error names the stage that cannot run.
     pub fn new(stages: &[Stage]) -> Result<Pipeline, String> {
-        let mut filters = Vec::new();
-        for s in stages {
-            match s {
-                Stage::LineFilter(f) => filters.push(match f.op {
-                    LineFilterOp::Contains | LineFilterOp::NotContains => {
-                        CompiledLineFilter::Contains(
-                            f.pattern.clone(),
-                            f.op == LineFilterOp::Contains,
-                        )
+        let stages = stages
+            .iter()
+            .map(|s| {
+                Ok(match s {
+                    Stage::LineFilter(f) => CompiledStage::LineFilter(CompiledLineFilter::new(f)?),
+                    Stage::Json(params) if params.is_empty() => CompiledStage::Json,
+                    Stage::Json(params) => {
+                        CompiledStage::JsonExpressions(JsonExpressions::new(params)?)
                     }
-                    LineFilterOp::Regex | LineFilterOp::NotRegex => CompiledLineFilter::Regex(
-                        regex::Regex::new(&f.pattern).map_err(|e| e.to_string())?,
-                        f.op == LineFilterOp::Regex,
+                    Stage::Logfmt {
+                        strict,
+                        keep_empty,
+                        params,
+                    } if params.is_empty() => CompiledStage::Logfmt {
+                        strict: *strict,
+                        keep_empty: *keep_empty,
+                    },
+                    Stage::Logfmt { strict, params, .. } => {
+                        CompiledStage::LogfmtExpressions(LogfmtExpressions::new(params, *strict)?)
+                    }
+                    Stage::Regexp(re) => CompiledStage::Regexp(RegexpParser::new(re)?),
+                    Stage::Pattern(p) => CompiledStage::Pattern(
+                        Pattern::parser(p).map_err(|e| format!("invalid pattern {p:?}: {e}"))?,
                     ),
-                    _ => return Err("pattern line filters are not supported yet".into()),
-                }),
-                other => return Err(format!("pipeline stage {other:?} is not supported yet")),
-            }
-        }
-        Ok(Pipeline { filters })
+                    Stage::Unpack => CompiledStage::Unpack,
+                    Stage::LabelFilter(f) => {
+                        CompiledStage::LabelFilter(CompiledLabelFilter::new(f)?)
+                    }
+                    Stage::LineFormat(t) => CompiledStage::LineFormat(LineFormat::new(t)?),
+                    Stage::LabelFormat(f) => CompiledStage::LabelFormat(LabelFormatStage::new(f)?),
+                    Stage::Drop(items) => CompiledStage::Drop(format::compile_selections(items)?),
+                    Stage::Keep(items) => CompiledStage::Keep(format::compile_selections(items)?),
+                    Stage::Decolorize => CompiledStage::Decolorize,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let only_line_filters = stages
+            .iter()
+            .all(|s| matches!(s, CompiledStage::LineFilter(_)));
+        Ok(Pipeline {
+            stages,
+            only_line_filters,
+        })
     }
 
-    /// The leading line filters (before any stage that changes the line), safe to run in the
-    /// store scan.
+    /// The line filters that may run in the store scan: every line filter before the first
+    /// stage that rewrites the line (`line_format`, `decolorize`, `unpack`). Parsers and label
+    /// filters in between do not change which lines a line filter accepts, so the filters
+    /// commute with them.
     pub fn pushdown(stages: &[Stage]) -> Vec<LineFilter> {
         stages
             .iter()
-            .map_while(|s| match s {
+            .take_while(|s| !matches!(s, Stage::LineFormat(_) | Stage::Decolorize | Stage::Unpack))
+            .filter_map(|s| match s {
                 Stage::LineFilter(f) => Some(f.clone()),
                 _ => None,
             })
@@ -61,43 +173,143 @@ impl Pipeline {
         stream: &Labels,
         structured_metadata: &Labels,
     ) -> Option<LogEntry> {
-        let keep = self.filters.iter().all(|f| match f {
-            CompiledLineFilter::Contains(s, want) => line.contains(s.as_str()) == *want,
-            CompiledLineFilter::Regex(re, want) => re.is_match(line) == *want,
-        });
-        keep.then(|| LogEntry {
+        if self.only_line_filters && plain_metadata(stream, structured_metadata) {
+            if !self.line_filters_keep(line) {
+                return None;
+            }
+            return Some(LogEntry {
+                timestamp_ns,
+                line: line.to_string(),
+                labels: EntryLabels {
+                    stream: stream.clone(),
+                    structured_metadata: structured_metadata.clone(),
+                    parsed: Labels::default(),
+                },
+            });
+        }
+        let mut lbs = LabelsBuilder::new(stream, structured_metadata);
+        let line = self.run(timestamp_ns, line, &mut lbs)?;
+        Some(LogEntry {
             timestamp_ns,
-            line: line.to_string(),
-            labels: EntryLabels {
-                stream: stream.clone(),
-                structured_metadata: structured_metadata.clone(),
-                parsed: Labels::default(),
-            },
+            line: line.into_owned(),
+            labels: lbs.into_entry_labels(),
         })
     }
+
+    /// Whether every line filter of the pipeline accepts `line`, without running the other
+    /// stages or building an entry: the cheap test for pushed-down filters in a store scan.
+    pub fn line_filters_keep(&self, line: &str) -> bool {
+        self.stages.iter().all(|s| match s {
+            CompiledStage::LineFilter(f) => f.keep(line),
+            _ => true,
+        })
+    }
+
+    /// Runs every stage; `None` when one drops the entry.
+    fn run<'l>(&self, ts: i64, line: &'l str, lbs: &mut LabelsBuilder) -> Option<Cow<'l, str>> {
+        let mut line = Cow::Borrowed(line);
+        for s in &self.stages {
+            match s {
+                CompiledStage::LineFilter(f) => {
+                    if !f.keep(&line) {
+                        return None;
+                    }
+                }
+                CompiledStage::Json => json::parse_all(&line, lbs),
+                CompiledStage::JsonExpressions(j) => j.process(&line, lbs),
+                CompiledStage::Logfmt { strict, keep_empty } => {
+                    logfmt::parse_all(&line, *strict, *keep_empty, lbs)
+                }
+                CompiledStage::LogfmtExpressions(l) => l.process(&line, lbs),
+                CompiledStage::Regexp(r) => r.process(&line, lbs),
+                CompiledStage::Pattern(p) => pattern_parser(p, &line, lbs),
+                CompiledStage::Unpack => line = json::unpack(line, lbs),
+                CompiledStage::LabelFilter(f) => {
+                    if !f.keep(lbs) {
+                        return None;
+                    }
+                }
+                CompiledStage::LineFormat(f) => line = f.apply(ts, line, lbs),
+                CompiledStage::LabelFormat(f) => f.apply(ts, &line, lbs),
+                CompiledStage::Drop(items) => format::drop_labels(items, lbs),
+                CompiledStage::Keep(items) => format::keep_labels(items, lbs),
+                CompiledStage::Decolorize => line = format::decolorize(line),
+            }
+        }
+        Some(line)
+    }
+}
+
+/// True when the metadata needs no renaming (no name shared with the stream, no error pair),
+/// so the categories can be copied as they are.
+fn plain_metadata(stream: &Labels, structured_metadata: &Labels) -> bool {
+    structured_metadata.as_slice().iter().all(|l| {
+        stream.get(&l.name).is_none()
+            && l.name != labels_builder::ERROR_LABEL
+            && l.name != labels_builder::ERROR_DETAILS_LABEL
+    })
+}
+
+/// What a sample's value is.
+enum SampleValue {
+    /// 1 per line.
+    Count,
+    /// The line's length in bytes.
+    Bytes,
+    /// A label converted to a number; the label leaves the series.
+    Unwrap {
+        label: String,
+        conv: UnwrapConv,
+        post_filters: Vec<CompiledLabelFilter>,
+    },
 }
 
 /// Turns log entries into samples for a range aggregation: the pipeline, then the value
 /// (1 per line, the line's bytes, or the unwrapped label) and the post-unwrap filters.
 pub struct SampleExtractor {
     pipeline: Pipeline,
-    op: RangeOp,
+    value: SampleValue,
 }
 
 impl SampleExtractor {
     /// Compiles the extractor for `op` over `range`.
     pub fn new(range: &LogRange, op: RangeOp) -> Result<SampleExtractor, String> {
-        if range.unwrap.is_some() {
-            return Err("unwrap is not supported yet".into());
-        }
+        let needs_unwrap = !matches!(
+            op,
+            RangeOp::CountOverTime
+                | RangeOp::Rate
+                | RangeOp::BytesOverTime
+                | RangeOp::BytesRate
+                | RangeOp::AbsentOverTime
+        );
+        let value = match (&range.unwrap, op) {
+            (None, _) if needs_unwrap => {
+                return Err(format!("invalid aggregation {} without unwrap", op.name()))
+            }
+            (None, RangeOp::BytesOverTime | RangeOp::BytesRate) => SampleValue::Bytes,
+            (None, _) => SampleValue::Count,
+            (Some(_), RangeOp::CountOverTime | RangeOp::BytesOverTime | RangeOp::BytesRate) => {
+                return Err(format!("invalid aggregation {} with unwrap", op.name()))
+            }
+            (Some(u), _) => SampleValue::Unwrap {
+                label: u.label.clone(),
+                conv: u.conv,
+                post_filters: u
+                    .post_filters
+                    .iter()
+                    .map(CompiledLabelFilter::new)
+                    .collect::<Result<_, _>>()?,
+            },
+        };
         Ok(SampleExtractor {
             pipeline: Pipeline::new(&range.log.pipeline)?,
-            op,
+            value,
         })
     }
 
     /// The sample for one entry: its series labels (all categories merged, `__error__` set when
-    /// the value could not be extracted) and its value; `None` when the pipeline drops it.
+    /// the value could not be extracted) and its value; `None` when the pipeline drops it or
+    /// the unwrapped label is missing or empty.
     pub fn extract(
         &self,
         timestamp_ns: i64,
@@ -105,13 +317,72 @@ impl SampleExtractor {
         stream: &Labels,
         structured_metadata: &Labels,
     ) -> Option<(Labels, f64)> {
-        let e = self
-            .pipeline
-            .process(timestamp_ns, line, stream, structured_metadata)?;
-        let v = match self.op {
-            RangeOp::BytesOverTime | RangeOp::BytesRate => e.line.len() as f64,
-            _ => 1.0,
+        let p = &self.pipeline;
+        if p.only_line_filters && structured_metadata.is_empty() {
+            let v = match self.value {
+                SampleValue::Count => 1.0,
+                SampleValue::Bytes => line.len() as f64,
+                SampleValue::Unwrap { .. } => {
+                    return self.extract_slow(timestamp_ns, line, stream, structured_metadata)
+                }
+            };
+            return p.line_filters_keep(line).then(|| (stream.clone(), v));
+        }
+        self.extract_slow(timestamp_ns, line, stream, structured_metadata)
+    }
+
+    fn extract_slow(
+        &self,
+        timestamp_ns: i64,
+        line: &str,
+        stream: &Labels,
+        structured_metadata: &Labels,
+    ) -> Option<(Labels, f64)> {
+        let mut lbs = LabelsBuilder::new(stream, structured_metadata);
+        let line = self.pipeline.run(timestamp_ns, line, &mut lbs)?;
+        let (label, value) = match &self.value {
+            SampleValue::Count => return Some((lbs.into_entry_labels().merged(), 1.0)),
+            SampleValue::Bytes => {
+                let n = line.len() as f64;
+                return Some((lbs.into_entry_labels().merged(), n));
+            }
+            SampleValue::Unwrap {
+                label,
+                conv,
+                post_filters,
+            } => {
+                let raw = lbs.get(label).filter(|v| !v.is_empty())?;
+                let converted = match conv {
+                    UnwrapConv::Number => label_filter::convert_number(raw),
+                    UnwrapConv::Duration => label_filter::convert_duration_seconds(raw),
+                    UnwrapConv::Bytes => label_filter::convert_bytes(raw).map(|b| b as f64),
+                };
+                let value = converted.unwrap_or_else(|e| {
+                    lbs.set_err(ERR_SAMPLE_EXTRACTION, Some(e));
+                    0.0
+                });
+                // Every post filter runs (their errors count) before the verdict, as Loki's
+                // `and` chain does.
+                if !post_filters
+                    .iter()
+                    .fold(true, |ok, f| f.keep(&mut lbs) && ok)
+                {
+                    return None;
+                }
+                (label, value)
+            }
         };
-        Some((e.labels.merged(), v))
+        // As in Loki, a failed sample keeps every label so the error is not grouped away.
+        let keep_label = lbs.has_err();
+        let merged = lbs.into_entry_labels().merged();
+        if keep_label {
+            return Some((merged, value));
+        }
+        let without: Vec<Label> = merged
+            .into_vec()
+            .into_iter()
+            .filter(|l| l.name != *label)
+            .collect();
+        Some((Labels::from_labels(without), value))
     }
 }

@@ -1,0 +1,139 @@
+//! What both query kinds need around a store scan: stream selection, the line test pushed into
+//! the scan, structured metadata decoding, and the deadline.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use seam_model::{Labels, Signal};
+use seam_store::{LabelMatcher, ScanStats};
+
+use super::super::ast::{LineFilterOp, Matcher, Stage};
+use super::super::pipeline::Pipeline;
+use super::{Ctx, QueryError};
+
+/// Loki's answer when a query runs past its deadline (`server.ErrDeadlineExceeded`).
+pub(super) const TIMEOUT_MESSAGE: &str = "request timed out, decrease the duration of the request \
+     or add more label matchers (prefer exact match over regex match) to reduce the amount of \
+     data processed";
+
+/// How many rows a visitor handles between two looks at the clock.
+const DEADLINE_EVERY: u32 = 1024;
+
+/// The streams a selector picks in `[start_ns, end_ns]`, sorted by id.
+pub(super) fn select_streams(
+    ctx: &Ctx<'_>,
+    matchers: &[Matcher],
+    start_ns: i64,
+    end_ns: i64,
+) -> Result<Vec<(u64, Labels)>, QueryError> {
+    let matchers = matchers
+        .iter()
+        .map(|m| {
+            LabelMatcher::new(m.name.clone(), m.op, m.value.clone())
+                .map_err(|e| QueryError::Invalid(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ctx
+        .store
+        .select_series(ctx.tenant, Signal::Logs, &matchers, start_ns, end_ns))
+}
+
+/// The labels of a stream id from a `select_streams` answer.
+pub(super) fn stream_labels(streams: &[(u64, Labels)], id: u64) -> Option<&Labels> {
+    streams
+        .binary_search_by_key(&id, |(i, _)| *i)
+        .ok()
+        .map(|i| &streams[i].1)
+}
+
+/// The line filters a pipeline lets run inside the store scan (`Pipeline::pushdown`), compiled
+/// as a pipeline of their own. The full pipeline applies them again; running them early saves
+/// decoding and processing work for lines that fail.
+pub(super) struct LineTest {
+    filters: Option<Pipeline>,
+    empty: Labels,
+    /// Substrings every kept line contains, for the store's token filter: the positive `|=`
+    /// filters without alternatives.
+    pub required: Vec<Vec<u8>>,
+}
+
+impl LineTest {
+    /// Compiles the pushed-down filters of `stages`.
+    pub(super) fn new(stages: &[Stage]) -> Result<LineTest, QueryError> {
+        let filters = Pipeline::pushdown(stages);
+        let required = filters
+            .iter()
+            .filter(|f| f.op == LineFilterOp::Contains && f.or.is_empty() && !f.pattern.is_empty())
+            .map(|f| f.pattern.as_bytes().to_vec())
+            .collect();
+        let filters = if filters.is_empty() {
+            None
+        } else {
+            let stages: Vec<Stage> = filters.into_iter().map(Stage::LineFilter).collect();
+            Some(Pipeline::new(&stages).map_err(QueryError::Invalid)?)
+        };
+        Ok(LineTest {
+            filters,
+            empty: Labels::default(),
+            required,
+        })
+    }
+
+    /// Whether a line passes every pushed-down filter.
+    pub(super) fn keep(&self, line: &str) -> bool {
+        self.filters
+            .as_ref()
+            .is_none_or(|p| p.process(0, line, &self.empty, &self.empty).is_some())
+    }
+}
+
+/// Decodes the store's structured metadata column (a JSON object of strings).
+pub(super) fn parse_metadata(json: &str) -> Labels {
+    if json.len() <= 2 {
+        return Labels::default();
+    }
+    match serde_json::from_str::<HashMap<String, String>>(json) {
+        Ok(m) => Labels::from_pairs(m),
+        Err(_) => Labels::default(),
+    }
+}
+
+/// Watches the clock from inside a visitor without reading it on every row.
+pub(super) struct Deadline {
+    at: Option<Instant>,
+    rows: u32,
+}
+
+impl Deadline {
+    /// A watch on `at` (none: never expires).
+    pub(super) fn new(at: Option<Instant>) -> Deadline {
+        Deadline { at, rows: 0 }
+    }
+
+    /// Counts one row; true once the deadline has passed (checked every few rows).
+    pub(super) fn tick(&mut self) -> bool {
+        self.rows += 1;
+        if self.rows < DEADLINE_EVERY {
+            return false;
+        }
+        self.rows = 0;
+        self.at.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// Adds what a scan did to the query's statistics.
+pub(super) fn add_scan_stats(ctx: &mut Ctx<'_>, s: &ScanStats, post_filter: u64, md_bytes: u64) {
+    ctx.stats.lines_processed += s.rows_scanned;
+    ctx.stats.bytes_processed += s.bytes_scanned;
+    ctx.stats.post_filter_lines += post_filter;
+    ctx.stats.structured_metadata_bytes += md_bytes;
+}
+
+/// The structured metadata bytes a row carries (nothing for the empty object).
+pub(super) fn metadata_bytes(json: &str) -> u64 {
+    if json.len() <= 2 {
+        0
+    } else {
+        json.len() as u64
+    }
+}
