@@ -64,7 +64,7 @@ fn entries_limit_is_per_tenant_and_for_log_queries_only() {
     assert_eq!(
         (code, body.as_str()),
         (
-            400,
+            429,
             Some("max entries limit per query exceeded, limit > max_entries_limit_per_query (11 > 10)")
         )
     );
@@ -77,7 +77,7 @@ fn entries_limit_is_per_tenant_and_for_log_queries_only() {
     assert_eq!(
         (code, body.as_str()),
         (
-            400,
+            429,
             Some("max entries limit per query exceeded, limit > max_entries_limit_per_query (101 > 100)")
         )
     );
@@ -105,7 +105,7 @@ fn query_length_is_limited_per_tenant() {
     let mut p = vec![("query", r#"{app="a"}"#)];
     p.extend(window);
     let (code, body) = query_range(&s, "small", &p);
-    assert_eq!((code, body.as_str()), (400, Some(want)));
+    assert_eq!((code, body.as_str()), (429, Some(want)));
     let (code, body) = query_range(&s, "big", &p);
     assert_eq!(code, 200, "{body}");
 
@@ -118,7 +118,7 @@ fn query_length_is_limited_per_tenant() {
         "/loki/api/v1/index/volume",
     ] {
         let (code, body) = get(&s, path, &p, &[("X-Scope-OrgID", "small")]);
-        assert_eq!((code, body.as_str()), (400, Some(want)), "{path}");
+        assert_eq!((code, body.as_str()), (429, Some(want)), "{path}");
         let (code, body) = get(&s, path, &p, &[("X-Scope-OrgID", "big")]);
         assert_eq!(code, 200, "{path}: {body}");
     }
@@ -133,7 +133,7 @@ fn series_limit_refuses_a_wide_metric_query() {
     let p = [("query", r#"count_over_time({app=~".+"}[5m])"#)];
 
     let (code, body) = get(&s, "/loki/api/v1/query", &p, &[("X-Scope-OrgID", "small")]);
-    assert_eq!(code, 400, "{body}");
+    assert_eq!(code, 429, "{body}");
     // Loki's wording changed across releases ("maximum of series (N)" / "maximum number of
     // series (N)"); both name the limit so.
     let text = body.as_str().unwrap();

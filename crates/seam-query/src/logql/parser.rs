@@ -33,6 +33,10 @@ pub struct ParseError {
 /// Loki refuses longer queries before parsing them (`maxInputSize`).
 const MAX_INPUT_SIZE: usize = 128 * 1024;
 
+/// How deeply parentheses and nested calls may go: recursion is bounded so that no query can
+/// exhaust a worker thread's stack.
+const MAX_DEPTH: usize = 64;
+
 /// Loki's message for a selector whose matchers all accept the empty value.
 const ERR_EMPTY_COMPATIBLE: &str = "queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~\".*\" does not meet this requirement, but app=~\".+\" will";
 
@@ -50,6 +54,8 @@ pub(super) struct Parser {
     pos: usize,
     /// Where each selector starts, and whether all its matchers accept the empty value.
     selectors: Vec<(usize, usize, bool)>,
+    /// Current nesting, against [`MAX_DEPTH`].
+    depth: usize,
 }
 
 type PResult<T> = Result<T, ParseError>;
@@ -62,6 +68,17 @@ impl Parser {
     /// The token `n` places ahead (the end token when past it).
     fn peek_tok(&self, n: usize) -> &Tok {
         &self.toks[(self.pos + n).min(self.toks.len() - 1)].tok
+    }
+
+    /// Runs `f` one nesting level deeper, refusing queries nested beyond [`MAX_DEPTH`].
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
+        if self.depth >= MAX_DEPTH {
+            return Err(err_at(self.peek(), "query is nested too deeply"));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
     }
 
     fn next(&mut self) -> Spanned {
@@ -164,6 +181,7 @@ fn parse_operand(input: &str) -> PResult<(Operand, Parser)> {
         toks,
         pos: 0,
         selectors: Vec::new(),
+        depth: 0,
     };
     let e = p.expr(0)?;
     if !p.at(&Tok::Eof) {

@@ -21,9 +21,9 @@ pub(super) const LABELS_SINCE_NS: i64 = 6 * DEFAULT_SINCE_NS;
 const MAX_POINTS: i64 = 11_000;
 const NS: i64 = 1_000_000_000;
 
-/// Loki answers a limit that refuses a query with 400 (`pkg/util/server/error.go` counts
-/// `logqlmodel.ErrLimit`, `max_query_length` and `max_entries_limit_per_query` as client errors).
-pub(super) const LIMIT_STATUS: StatusCode = StatusCode::BAD_REQUEST;
+/// A query refused by a per-tenant limit answers 429, so a client can tell "ask for less" from
+/// "the query is wrong" (Loki itself answers these with 400; Grafana shows either as the text).
+pub(super) const LIMIT_STATUS: StatusCode = StatusCode::TOO_MANY_REQUESTS;
 
 /// Loki's `ErrDeadlineExceeded`, the body of every 504.
 pub(super) const TIMEOUT_MESSAGE: &str = "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed";

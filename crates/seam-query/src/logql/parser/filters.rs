@@ -60,18 +60,28 @@ impl Parser {
 
     /// A label filter expression; `min_prec` is 1 for `or`, 2 for `and`.
     pub(super) fn label_filter(&mut self, min_prec: u8) -> PResult<LabelFilter> {
+        self.nested(|p| {
+            // Each `,` or juxtaposition takes everything after it as its right side, so the
+            // filters before one wait here instead of in a recursion as long as the list.
+            let mut waiting = Vec::new();
+            let mut rhs = p.label_filter_and_or(min_prec)?;
+            while matches!(p.peek().tok, Tok::Comma | Tok::Ident(_) | Tok::LParen) {
+                p.eat(&Tok::Comma);
+                waiting.push(rhs);
+                rhs = p.label_filter_and_or(0)?;
+            }
+            Ok(waiting.into_iter().rev().fold(rhs, |acc, lhs| {
+                LabelFilter::And(Box::new(lhs), Box::new(acc))
+            }))
+        })
+    }
+
+    /// Filters joined by `and` and `or` (left-associative, `and` first), up to a `,` or a
+    /// juxtaposition.
+    fn label_filter_and_or(&mut self, min_prec: u8) -> PResult<LabelFilter> {
         let mut lhs = self.label_filter_primary()?;
         loop {
             match self.peek().tok {
-                Tok::Comma => {
-                    self.next();
-                    let rhs = self.label_filter(0)?;
-                    lhs = LabelFilter::And(Box::new(lhs), Box::new(rhs));
-                }
-                Tok::Ident(_) | Tok::LParen => {
-                    let rhs = self.label_filter(0)?;
-                    lhs = LabelFilter::And(Box::new(lhs), Box::new(rhs));
-                }
                 Tok::Kw(Kw::And) if min_prec <= 2 => {
                     self.next();
                     let rhs = self.label_filter(3)?;

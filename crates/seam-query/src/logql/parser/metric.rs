@@ -162,6 +162,10 @@ enum RangePart {
 impl Parser {
     /// An expression whose operators bind at least as tightly as `min_prec`.
     pub(super) fn expr(&mut self, min_prec: u8) -> PResult<Operand> {
+        self.nested(|p| p.expr_at(min_prec))
+    }
+
+    fn expr_at(&mut self, min_prec: u8) -> PResult<Operand> {
         let mut lhs = self.primary()?;
         while let Some((op, prec)) = binop(&self.peek().tok) {
             if prec < min_prec {
@@ -329,6 +333,10 @@ impl Parser {
     /// A log range: `{..} [pipeline] [unwrap] [5m] [offset d]`, `{..}[5m] [offset d] pipeline
     /// [unwrap]`, `({..} [pipeline] [unwrap])[5m] [offset d]`, or a log range in parentheses.
     fn log_range(&mut self) -> PResult<LogRange> {
+        self.nested(Self::log_range_at)
+    }
+
+    fn log_range_at(&mut self) -> PResult<LogRange> {
         if !self.eat(&Tok::LParen) {
             return match self.log_range_part()? {
                 RangePart::Complete(r) => Ok(r),

@@ -309,3 +309,27 @@ fn oversized_input_is_refused() {
         .msg
         .starts_with("input size too long (200006 > 131072)"));
 }
+
+#[test]
+fn nesting_is_bounded_but_long_lists_are_not() {
+    let deep = "(".repeat(100_000);
+    assert_eq!(parse(&deep).unwrap_err().msg, "query is nested too deeply");
+    // The deepest accepted queries fit in a 1 MiB stack even in a debug build.
+    let run = std::thread::Builder::new().stack_size(1 << 20).spawn(|| {
+        let sums = format!(
+            "{}rate({{a=\"b\"}}[1m]){}",
+            "sum(".repeat(60),
+            ")".repeat(60)
+        );
+        assert!(parse(&sums).is_ok());
+        let parens = format!("{{a=\"b\"}} | {}x=\"1\"{}", "(".repeat(60), ")".repeat(60));
+        assert!(parse(&parens).is_ok());
+        let ranges = format!("rate({}{{a=\"b\"}}[1m]{})", "(".repeat(60), ")".repeat(60));
+        assert!(parse(&ranges).is_ok());
+    });
+    run.unwrap().join().unwrap();
+    let filters = vec!["x=\"1\""; 5000].join(", ");
+    assert!(parse(&format!("{{a=\"b\"}} | {filters}")).is_ok());
+    let sums = vec!["rate({a=\"b\"}[1m])"; 3000].join(" + ");
+    assert!(parse(&sums).is_ok());
+}

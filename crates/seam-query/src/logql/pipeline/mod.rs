@@ -363,10 +363,11 @@ impl SampleExtractor {
                 });
                 // Every post filter runs (their errors count) before the verdict, as Loki's
                 // `and` chain does.
-                if !post_filters
-                    .iter()
-                    .fold(true, |ok, f| f.keep(&mut lbs) && ok)
-                {
+                let mut keep = true;
+                for f in post_filters {
+                    keep &= f.keep(&mut lbs);
+                }
+                if !keep {
                     return None;
                 }
                 (label, value)

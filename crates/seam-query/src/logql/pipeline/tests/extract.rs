@@ -164,12 +164,16 @@ fn unwrap_and_operation_must_agree() {
     let with = range(vec![], Some(("x", UnwrapConv::Number, vec![])));
     let without = range(vec![], None);
     assert_eq!(
-        SampleExtractor::new(&with, RangeOp::CountOverTime).err().unwrap(),
+        SampleExtractor::new(&with, RangeOp::CountOverTime)
+            .err()
+            .unwrap(),
         "invalid aggregation count_over_time with unwrap"
     );
     assert!(SampleExtractor::new(&with, RangeOp::BytesRate).is_err());
     assert_eq!(
-        SampleExtractor::new(&without, RangeOp::SumOverTime).err().unwrap(),
+        SampleExtractor::new(&without, RangeOp::SumOverTime)
+            .err()
+            .unwrap(),
         "invalid aggregation sum_over_time without unwrap"
     );
     assert!(SampleExtractor::new(&without, RangeOp::QuantileOverTime).is_err());
