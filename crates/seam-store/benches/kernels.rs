@@ -84,7 +84,8 @@ fn trace_lookup(c: &mut Criterion) {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.parquet");
-    segment::write(&path, Signal::Traces, &batches).unwrap();
+    let written = segment::write(&path, Signal::Traces, &batches).unwrap();
+    eprintln!("span segment: {} bytes for {} spans", written.bytes, written.rows);
     let mut id = [0u8; 16];
     id[..4].copy_from_slice(&42u32.to_be_bytes());
     id[4..8].copy_from_slice(&57u32.to_be_bytes());

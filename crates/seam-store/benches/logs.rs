@@ -44,7 +44,7 @@ fn line(rng: &mut Rng, i: usize) -> String {
     let level = levels[rng.below(levels.len() as u64) as usize];
     let msg = msgs[rng.below(msgs.len() as u64) as usize];
     let trace = format!("{:016x}{:016x}", rng.next(), rng.next());
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         format!(
             "{{\"ts\":\"12:00:{:02}.{:03}Z\",\"level\":\"{level}\",\"logger\":\"com.shop.checkout.Api\",\"message\":\"{msg}\",\"status\":200,\"duration_ms\":{}.{},\"user_id\":\"u{}\",\"traceId\":\"{trace}\"}}",
             i % 60,

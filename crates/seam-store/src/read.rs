@@ -235,9 +235,6 @@ impl Store {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<LogRow>, StoreError> {
-        if stream_ids.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
         let scan = LogScan {
             stream_ids,
             start_ns,
@@ -246,14 +243,29 @@ impl Store {
             keep_line: keep,
             direction,
         };
+        self.top_logs(tenant, &scan, limit)
+    }
+
+    /// The `limit` oldest (forward) or newest (backward) rows of `scan`, in that order. Name the
+    /// substrings every wanted line holds in `scan.required_substrings`: the token filters then
+    /// skip the row groups that cannot hold them. Blocking.
+    pub fn top_logs(
+        &self,
+        tenant: &Tenant,
+        scan: &LogScan<'_>,
+        limit: usize,
+    ) -> Result<Vec<LogRow>, StoreError> {
+        if scan.stream_ids.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
         let mut top = TopRows {
             newest: BinaryHeap::new(),
             oldest: BinaryHeap::new(),
-            direction,
+            direction: scan.direction,
             limit,
         };
-        self.visit_logs(tenant, &scan, &mut top)?;
-        Ok(match direction {
+        self.visit_logs(tenant, scan, &mut top)?;
+        Ok(match scan.direction {
             Direction::Backward => {
                 let mut v: Vec<LogRow> = top.newest.into_iter().map(|Reverse(r)| r).collect();
                 v.sort_by(|a, b| b.cmp(a));

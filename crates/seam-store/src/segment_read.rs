@@ -18,10 +18,11 @@ use parking_lot::Mutex;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-    RowFilter,
+    RowFilter, RowSelection as Rows,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 use seam_model::{Signal, TraceId};
 
@@ -193,9 +194,9 @@ impl SegmentFile {
         let footer = match cached {
             Some(f) if f.stamp == stamp => f,
             _ => {
-                let opts = ArrowReaderOptions::new()
-                    .with_offset_index_policy(PageIndexPolicy::Optional)
-                    .with_column_index_policy(PageIndexPolicy::Skip);
+                // The offset index lets a row filter skip whole pages; the column index (page
+                // min/max) lets a trace lookup pick the pages of its trace id before decoding.
+                let opts = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
                 let arrow = ArrowReaderMetadata::load(&src, opts).map_err(|e| io_err(path, e))?;
                 let line_filters = parse_line_filters(&arrow);
                 let f = Arc::new(Footer {
@@ -342,7 +343,7 @@ impl SegmentFile {
     ) -> Result<bool, StoreError> {
         let (mins, maxs) = (bounds.0.as_fixed_size_binary(), bounds.1.as_fixed_size_binary());
         let id = &trace_id.0[..];
-        if !mins.is_null(index) && !(mins.value(index) <= id && id <= maxs.value(index)) {
+        if !(mins.is_null(index) || (mins.value(index) <= id && id <= maxs.value(index))) {
             return Ok(false);
         }
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
@@ -355,13 +356,50 @@ impl SegmentFile {
         Ok(bloom.is_none_or(|b| b.check(id)))
     }
 
+    /// The rows of row group `index` on the `trace_id` pages whose min/max admit `trace_id` (span
+    /// segments are sorted by trace id, so usually one or two pages); `None` without a page index.
+    fn trace_pages(&self, index: usize, trace_id: &TraceId) -> Option<Rows> {
+        let pages = self.footer.arrow.metadata().page_index_for_row_group(index);
+        let Some(ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(ci)) =
+            pages.column_index(span_col::TRACE_ID)
+        else {
+            return None;
+        };
+        let locations = pages.offset_index(span_col::TRACE_ID)?.page_locations();
+        let rows = self.group_rows(index);
+        let id = &trace_id.0[..];
+        let ranges = (0..locations.len()).filter_map(|p| {
+            let (lo, hi) = (ci.min_value(p), ci.max_value(p));
+            let admits = match (lo, hi) {
+                (Some(lo), Some(hi)) => lo <= id && id <= hi,
+                _ => true,
+            };
+            let start = locations[p].first_row_index as usize;
+            let end = locations
+                .get(p + 1)
+                .map_or(rows, |l| l.first_row_index as usize);
+            admits.then_some(start..end)
+        });
+        Some(Rows::from_consecutive_ranges(ranges, rows))
+    }
+
     /// Decodes row group `index`: the `columns` (root indices, in schema order), and only the rows
-    /// `filter` keeps (its arrays are the `filter_columns`, in schema order). Pages holding no
-    /// kept row are not decoded.
+    /// `filter` keeps (its arrays are the `filter_columns`, in schema order) among those `rows`
+    /// selects. Pages holding no kept row are not decoded.
     pub fn decode(
         &self,
         index: usize,
         columns: &[usize],
+        filter: Option<(&[usize], RowPredicate)>,
+    ) -> Result<Vec<RecordBatch>, StoreError> {
+        self.decode_rows(index, columns, None, filter)
+    }
+
+    fn decode_rows(
+        &self,
+        index: usize,
+        columns: &[usize],
+        rows: Option<Rows>,
         filter: Option<(&[usize], RowPredicate)>,
     ) -> Result<Vec<RecordBatch>, StoreError> {
         let schema = self.footer.arrow.parquet_schema();
@@ -372,6 +410,12 @@ impl SegmentFile {
         .with_row_groups(vec![index])
         .with_batch_size(self.group_rows(index).max(1))
         .with_projection(ProjectionMask::roots(schema, columns.iter().copied()));
+        if let Some(rows) = rows {
+            if !rows.selects_any() {
+                return Ok(Vec::new());
+            }
+            builder = builder.with_row_selection(rows);
+        }
         if let Some((cols, f)) = filter {
             let mask = ProjectionMask::roots(schema, cols.iter().copied());
             builder = builder.with_row_filter(RowFilter::new(vec![Box::new(
@@ -448,7 +492,8 @@ pub fn read(
                         .map(|i| Some(ids.value(i) == &want[..]))
                         .collect())
                 });
-                out.extend(seg.decode(g, &all, Some((&[span_col::TRACE_ID], pred)))?);
+                let pages = seg.trace_pages(g, id);
+                out.extend(seg.decode_rows(g, &all, pages, Some((&[span_col::TRACE_ID], pred)))?);
             }
         }
         RowSelection::Series { ids, start, end } => {

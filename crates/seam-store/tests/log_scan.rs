@@ -172,7 +172,9 @@ async fn scans_match_a_brute_force_reference() {
     );
     let api: Vec<u64> = api.iter().map(|(id, _)| *id).collect();
     let last = (FLUSHES * PER_FLUSH + IN_HEAD - 1) * 1_000_000;
-    let cases: Vec<(&[u64], Vec<usize>, (i64, i64), Vec<&str>)> = vec![
+    // (stream ids, their indices, range, required substrings)
+    type Case<'a> = (&'a [u64], Vec<usize>, (i64, i64), Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (&all, vec![0, 1, 2], (0, last), vec!["level=error", "dur=5ms"]),
         (&api, vec![0], (0, last), vec!["dur=13ms"]),
         // A range inside one segment and one crossing into the head.
@@ -304,4 +306,29 @@ async fn a_visitor_can_stop_the_scan() {
         stats.row_groups_read
     );
     assert!(v.0.load(Ordering::Relaxed) > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_logs_uses_the_token_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, t, all) = store(dir.path()).await;
+    let needle = trace_id(0, 40_000);
+    let keep = |l: &str| l.contains(needle.as_str());
+    let s = LogScan {
+        stream_ids: &all,
+        start_ns: 0,
+        end_ns: i64::MAX,
+        required_substrings: vec![needle.as_bytes().to_vec()],
+        keep_line: &keep,
+        direction: Direction::Backward,
+    };
+    let rows = store.top_logs(&t, &s, 10).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].line, line(0, 40_000));
+    assert_eq!(rows[0].structured_metadata, r#"{"n":"40000"}"#);
+    // The same through scan_logs, which names no substring and reads every row group.
+    let rows = store
+        .scan_logs(&t, &all, 0, i64::MAX, &keep, Direction::Forward, 10)
+        .unwrap();
+    assert_eq!(rows.len(), 1);
 }

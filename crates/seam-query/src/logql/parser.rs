@@ -13,7 +13,9 @@ mod tests;
 #[cfg(test)]
 mod tests_errors;
 
-pub(crate) use self::regex::compile_go_regex;
+pub(crate) use self::regex::{compile_go_regex, go_to_rust_regex};
+
+use seam_store::{LabelMatcher, MatchOp};
 
 use super::ast::{Expr, LogExpr, Matcher, SampleExpr};
 use super::lexer::{lex, Spanned, Tok};
@@ -157,10 +159,21 @@ fn err_at(t: &Spanned, msg: impl Into<String>) -> ParseError {
 }
 
 impl Matcher {
+    /// The store's matcher for this one: the only way a LogQL matcher becomes a
+    /// [`LabelMatcher`]. The store compiles regexes with the `regex` crate as written, so a
+    /// Go regex it would refuse or read differently (`a{b`) is translated first; equality
+    /// values go through untouched.
+    pub fn to_label_matcher(&self) -> Result<LabelMatcher, ::regex::Error> {
+        let value = match self.op {
+            MatchOp::Regex | MatchOp::NotRegex => go_to_rust_regex(&self.value).into_owned(),
+            MatchOp::Equal | MatchOp::NotEqual => self.value.clone(),
+        };
+        LabelMatcher::new(self.name.clone(), self.op, value)
+    }
+
     /// True when the matcher also accepts an absent label (so it cannot narrow a selection alone).
     pub fn matches_empty(&self) -> bool {
-        seam_store::LabelMatcher::new(self.name.clone(), self.op, self.value.clone())
-            .is_ok_and(|m| m.matches_empty())
+        self.to_label_matcher().is_ok_and(|m| m.matches_empty())
     }
 }
 
@@ -227,5 +240,30 @@ pub fn parse_log_query(input: &str) -> Result<LogExpr, ParseError> {
             col: 1,
             msg: "only log selector is supported".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod matcher_tests {
+    use super::*;
+
+    #[test]
+    fn selector_regexes_read_braces_as_go_does() {
+        // Loki selects the stream whose `app` is literally `a{b`.
+        let q = parse_log_query(r#"{app=~"a{b"}"#).unwrap();
+        let m = q.matchers[0].to_label_matcher().unwrap();
+        assert!(m.matches("a{b") && !m.matches("ab"));
+        // A valid repetition is still one.
+        let q = parse_log_query(r#"{app=~"x{2}", env!~"{p"}"#).unwrap();
+        let m: Vec<LabelMatcher> = q
+            .matchers
+            .iter()
+            .map(|m| m.to_label_matcher().unwrap())
+            .collect();
+        assert!(m[0].matches("xx") && !m[0].matches("x{2}"));
+        assert!(!m[1].matches("{p") && m[1].matches("p"));
+        // `{?` matches the empty value, so Loki refuses it as the only matcher.
+        let e = parse_log_query(r#"{app=~"{?"}"#).unwrap_err();
+        assert_eq!(e.msg, ERR_EMPTY_COMPATIBLE);
     }
 }

@@ -1,7 +1,8 @@
 //! The Loki read API Grafana's Loki data source calls: queries (`loki_query`), labels, label
 //! values and series (here), index statistics and volumes (`loki_index`), detected labels and
-//! fields (`loki_detected`), plus `format_query`, `patterns` and `status/buildinfo`. Requests
-//! are read as `pkg/loghttp` reads them (`loki_params`) and answered in Loki's JSON.
+//! fields (`loki_detected`), the live tail (`loki_tail`), plus `format_query`, `patterns` and
+//! `status/buildinfo`. Requests are read as `pkg/loghttp` reads them (`loki_params`) and
+//! answered in Loki's JSON.
 
 #[path = "loki_detected.rs"]
 mod detected;
@@ -11,6 +12,8 @@ mod index;
 mod params;
 #[path = "loki_query.rs"]
 mod query;
+#[path = "loki_tail.rs"]
+mod tail;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -28,6 +31,7 @@ use super::{param, store_or_503, success, Params};
 use crate::AppState;
 use params::{bounds, check_query_length, optional_selector, selector_matchers};
 
+/// Every Loki read route, the tail included.
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route(
@@ -65,6 +69,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         )
         .route("/loki/api/v1/patterns", get(patterns))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
+        .merge(tail::routes())
 }
 
 /// What the label and series endpoints need: tenant, store, range and selectors.

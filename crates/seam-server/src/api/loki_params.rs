@@ -44,7 +44,7 @@ pub(super) fn tenant_of(headers: &HeaderMap) -> Result<Tenant, Response> {
 }
 
 /// A Loki timestamp parameter, if present.
-fn time_param(p: &Params, name: &str) -> Result<Option<i64>, Response> {
+pub(super) fn time_param(p: &Params, name: &str) -> Result<Option<i64>, Response> {
     param(p, name)
         .map(|v| loki_time(name, v))
         .transpose()
@@ -197,10 +197,10 @@ pub(super) fn parse_query(q: &str) -> Result<Expr, Response> {
 /// The matchers of a stream selector (its pipeline, if any, is ignored as Loki does).
 pub(super) fn selector_matchers(q: &str) -> Result<Vec<LabelMatcher>, Response> {
     let q = logql::parse_log_query(q).map_err(|e| bad(e.to_string()))?;
-    Ok(q.matchers
-        .into_iter()
-        .map(|m| LabelMatcher::new(m.name, m.op, m.value).expect("checked by the parser"))
-        .collect())
+    q.matchers
+        .iter()
+        .map(|m| m.to_label_matcher().map_err(|e| bad(e.to_string())))
+        .collect()
 }
 
 /// The matchers of the optional `query` parameter (none: every stream).

@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -24,17 +24,14 @@ use seam_query::logql::{self, Expr, LogEntry, LogExpr, Pipeline, QueryTime, Quer
 use seam_store::{Direction, LabelMatcher, Store};
 use serde_json::{json, Value};
 
-use super::{blocking, param, store_or_503, tenant, text_error, Params};
-use crate::params::{loki_time, now_ns};
+use super::params::{self as lp, bad};
+use crate::api::{blocking, param, store_or_503, Params};
+use crate::params::now_ns;
 use crate::tail::{DroppedEntry, TailSubscription, MAX_DROPPED_ENTRIES};
 use crate::{AppState, TenantLimits};
 
 /// Loki refuses a longer `delay_for`.
 const MAX_DELAY_FOR_SECS: u64 = 5;
-/// History entries sent when `limit` is absent (Loki's default).
-const DEFAULT_LIMIT: usize = 100;
-/// How far back history reaches when `start` is absent (Loki's default).
-const DEFAULT_LOOKBACK_NS: i64 = 3600 * 1_000_000_000;
 /// Entries per frame, as Loki's querier batches them.
 const MAX_ENTRIES_PER_FRAME: usize = 100;
 /// Entries held back (by `delay_for`, or stamped in the future) before newer ones are dropped.
@@ -44,6 +41,7 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 /// RFC 6455 caps a close reason at 123 bytes.
 const MAX_CLOSE_REASON: usize = 123;
 
+/// The tail route, merged into the Loki routes.
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/loki/api/v1/tail", get(tail))
 }
@@ -58,18 +56,14 @@ struct TailRequest {
     start_ns: i64,
 }
 
-fn bad(msg: impl Into<String>) -> Response {
-    text_error(StatusCode::BAD_REQUEST, msg)
-}
-
 fn parse_request(
     state: &AppState,
     headers: &HeaderMap,
     p: &Params,
 ) -> Result<TailRequest, Response> {
-    let tenant = tenant(headers).map_err(bad)?;
+    let tenant = lp::tenant_of(headers)?;
     let query = param(p, "query").ok_or_else(|| bad("missing required parameter \"query\""))?;
-    let query = match logql::parse(query).map_err(|e| bad(e.to_string()))? {
+    let query = match lp::parse_query(query)? {
         Expr::Log(q) => q,
         Expr::Sample(_) => {
             return Err(bad(
@@ -91,23 +85,9 @@ fn parse_request(
             "delay_for can't be greater than {MAX_DELAY_FOR_SECS}"
         )));
     }
-    let limit = match param(p, "limit") {
-        None => DEFAULT_LIMIT,
-        Some(v) => match v.trim().parse::<usize>() {
-            Ok(l) if l > 0 => l,
-            _ => return Err(bad("limit must be a positive value")),
-        },
-    };
-    let max = state.limits.for_tenant(&tenant).max_entries_limit_per_query;
-    if max > 0 && limit > max {
-        return Err(bad(format!(
-            "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
-        )));
-    }
-    let start_ns = match param(p, "start") {
-        Some(v) => loki_time("start", v).map_err(bad)?,
-        None => now_ns() - DEFAULT_LOOKBACK_NS,
-    };
+    let limit = lp::positive(p, "limit", lp::DEFAULT_LIMIT)?;
+    lp::check_entries_limit(state.limits.for_tenant(&tenant), limit)?;
+    let start_ns = lp::time_param(p, "start")?.unwrap_or_else(|| now_ns() - lp::DEFAULT_SINCE_NS);
     Ok(TailRequest {
         tenant,
         query,
@@ -146,8 +126,8 @@ async fn run(mut socket: WebSocket, state: Arc<AppState>, store: Store, req: Tai
         .matchers
         .iter()
         .map(|m| {
-            LabelMatcher::new(m.name.clone(), m.op, m.value.clone())
-                .expect("regexes were checked by the parser")
+            m.to_label_matcher()
+                .expect("the parser compiled these regexes")
         })
         .collect();
     // Subscribed before the history is read, so nothing acknowledged in between is missed.

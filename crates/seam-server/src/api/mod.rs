@@ -2,7 +2,6 @@
 //! Every read is scoped to the tenant named by `X-Scope-OrgID` (or `default`).
 
 mod loki;
-mod loki_tail;
 mod ops;
 mod prom;
 mod seam;
@@ -27,7 +26,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(ops::routes())
         .merge(tempo::routes())
         .merge(loki::routes())
-        .merge(loki_tail::routes())
         .merge(prom::routes())
         .merge(seam::routes())
         .layer(axum::middleware::from_fn_with_state(

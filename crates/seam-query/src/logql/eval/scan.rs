@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use seam_model::{Labels, Signal};
-use seam_store::{LabelMatcher, ScanStats};
+use seam_store::ScanStats;
 
 use super::super::ast::{LineFilterOp, Matcher, Stage};
 use super::super::pipeline::Pipeline;
@@ -29,7 +29,7 @@ pub(super) fn select_streams(
     let matchers = matchers
         .iter()
         .map(|m| {
-            LabelMatcher::new(m.name.clone(), m.op, m.value.clone())
+            m.to_label_matcher()
                 .map_err(|e| QueryError::Invalid(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -51,7 +51,6 @@ pub(super) fn stream_labels(streams: &[(u64, Labels)], id: u64) -> Option<&Label
 /// decoding and processing work for lines that fail.
 pub(super) struct LineTest {
     filters: Option<Pipeline>,
-    empty: Labels,
     /// Substrings every kept line contains, for the store's token filter: the positive `|=`
     /// filters without alternatives.
     pub required: Vec<Vec<u8>>,
@@ -72,18 +71,15 @@ impl LineTest {
             let stages: Vec<Stage> = filters.into_iter().map(Stage::LineFilter).collect();
             Some(Pipeline::new(&stages).map_err(QueryError::Invalid)?)
         };
-        Ok(LineTest {
-            filters,
-            empty: Labels::default(),
-            required,
-        })
+        Ok(LineTest { filters, required })
     }
 
-    /// Whether a line passes every pushed-down filter.
+    /// Whether a line passes every pushed-down filter. The pipeline holds only line filters,
+    /// so testing them alone decides it without copying the line into an entry.
     pub(super) fn keep(&self, line: &str) -> bool {
         self.filters
             .as_ref()
-            .is_none_or(|p| p.process(0, line, &self.empty, &self.empty).is_some())
+            .is_none_or(|p| p.line_filters_keep(line))
     }
 }
 

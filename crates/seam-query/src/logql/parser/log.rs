@@ -7,6 +7,7 @@ use super::super::ast::{
     Stage, Unwrap, UnwrapConv,
 };
 use super::super::lexer::{Func, Kw, Tok};
+use super::super::pipeline::{Pattern, RegexpParser};
 use super::{compile_go_regex, err_at, PResult, Parser};
 
 /// The match operator a token spells in a matcher, if any.
@@ -21,80 +22,6 @@ pub(super) fn match_op(t: &Tok) -> Option<MatchOp> {
 }
 
 const EXPECT_MATCH_OP: [&str; 4] = ["=", "=~", "!~", "!="];
-
-fn is_label_name(s: &str) -> bool {
-    let mut cs = s.chars();
-    cs.next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Loki's `pattern` parser checks: a named capture, no two captures side by side, no name
-/// twice.
-fn validate_pattern(src: &str) -> Result<(), String> {
-    let mut nodes: Vec<Option<&str>> = Vec::new(); // None: literal text; Some: capture name
-    let mut rest = src;
-    while let Some(c) = rest.chars().next() {
-        // `<name>`: ASCII letters, digits and `_`, not starting with a digit.
-        let b = rest.as_bytes();
-        let name_len = b[1..]
-            .iter()
-            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
-            .count();
-        if c == '<'
-            && b.get(1)
-                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
-            && b.get(1 + name_len) == Some(&b'>')
-        {
-            nodes.push(Some(&rest[1..1 + name_len]));
-            rest = &rest[name_len + 2..];
-            continue;
-        }
-        if nodes.last() != Some(&None) {
-            nodes.push(None);
-        }
-        rest = &rest[c.len_utf8()..];
-    }
-    let named: Vec<&str> = nodes
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|n| *n != "_")
-        .collect();
-    if named.is_empty() {
-        return Err("at least one capture is required".into());
-    }
-    for w in nodes.windows(2) {
-        if let [Some(a), Some(b)] = w {
-            return Err(format!(
-                "found consecutive capture '<{a}><{b}>': invalid expression"
-            ));
-        }
-    }
-    for (i, n) in named.iter().enumerate() {
-        if named[..i].contains(n) {
-            return Err(format!("duplicate capture name ({n}): invalid expression"));
-        }
-    }
-    Ok(())
-}
-
-/// Loki's `regexp` parser checks: it compiles and has named captures that are label names.
-fn validate_regexp_parser(src: &str) -> Result<(), String> {
-    let re = compile_go_regex(src)?;
-    let mut any = false;
-    for name in re.capture_names().flatten() {
-        if !is_label_name(name) {
-            return Err(format!("invalid extracted label name '{name}'"));
-        }
-        any = true;
-    }
-    if any {
-        Ok(())
-    } else {
-        Err("at least one named capture must be supplied".into())
-    }
-}
 
 impl Parser {
     /// `{ name op "value", ... }` (`{}` parses; validation refuses it later, as Loki does).
@@ -252,14 +179,14 @@ impl Parser {
             Tok::Kw(Kw::Regexp) => {
                 self.next();
                 let (src, at) = self.string(&["STRING"])?;
-                validate_regexp_parser(&src)
+                RegexpParser::new(&src)
                     .map_err(|e| err_at(&at, format!("invalid regexp parser: {e}")))?;
                 Stage::Regexp(src)
             }
             Tok::Kw(Kw::Pattern) => {
                 self.next();
                 let (src, at) = self.string(&["STRING"])?;
-                validate_pattern(&src)
+                Pattern::parser(&src)
                     .map_err(|e| err_at(&at, format!("invalid pattern parser: {e}")))?;
                 Stage::Pattern(src)
             }
@@ -417,36 +344,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pattern_rules() {
-        assert_eq!(validate_pattern("<ip> - <_> <status>"), Ok(()));
-        assert_eq!(
-            validate_pattern("<_> foo").unwrap_err(),
-            "at least one capture is required"
-        );
-        assert_eq!(
-            validate_pattern("<a><b>").unwrap_err(),
-            "found consecutive capture '<a><b>': invalid expression"
-        );
-        assert_eq!(
-            validate_pattern("<f> f<d><_>").unwrap_err(),
-            "found consecutive capture '<d><_>': invalid expression"
-        );
-        assert_eq!(
-            validate_pattern("<a> <a>").unwrap_err(),
-            "duplicate capture name (a): invalid expression"
-        );
-        assert_eq!(validate_pattern("<ünï> <a>"), Ok(()));
-    }
-
-    #[test]
     fn regexp_parser_rules() {
-        assert_eq!(validate_regexp_parser("(?P<a>x)(?<b>y)"), Ok(()));
+        let check = |src: &str| RegexpParser::new(src).map(drop);
+        assert_eq!(check("(?P<a>x)(?<b>y)"), Ok(()));
         assert_eq!(
-            validate_regexp_parser("(x)").unwrap_err(),
+            check("(x)").unwrap_err(),
             "at least one named capture must be supplied"
         );
         assert_eq!(
-            validate_regexp_parser("(?P<a.b>x)").unwrap_err(),
+            check("(?P<a.b>x)").unwrap_err(),
             "invalid extracted label name 'a.b'"
         );
     }

@@ -23,7 +23,9 @@ fn is_repetition(s: &[char]) -> bool {
     }
 }
 
-/// Rewrites a Go regex so the `regex` crate reads it the same way.
+/// Rewrites a Go regex so the `regex` crate reads it the same way: the one translation every
+/// LogQL regex goes through, whether compiled here ([`compile_go_regex`]) or handed to the
+/// store as a matcher's pattern (`Matcher::to_label_matcher`), so the two cannot disagree.
 pub(crate) fn go_to_rust_regex(pattern: &str) -> Cow<'_, str> {
     if !pattern.contains('{') {
         return Cow::Borrowed(pattern);

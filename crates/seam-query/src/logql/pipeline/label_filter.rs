@@ -5,6 +5,8 @@ use seam_store::LabelMatcher;
 
 use super::labels_builder::{LabelsBuilder, ERROR_DETAILS_LABEL, ERROR_LABEL, ERR_LABEL_FILTER};
 use crate::logql::ast::{CmpOp, LabelFilter, Matcher};
+// Re-exported for the template formatter's `%q`, so Go's quoting is written once.
+pub(super) use crate::logql::format::go_quote;
 use crate::logql::units;
 
 /// A compiled label filter expression.
@@ -116,9 +118,10 @@ fn compare<T: PartialOrd>(
     }
 }
 
-/// Compiles an AST matcher (regexes anchored, as everywhere in LogQL).
+/// Compiles an AST matcher (regexes anchored and read as Go reads them, as everywhere in
+/// LogQL).
 pub(super) fn compile_matcher(m: &Matcher) -> Result<LabelMatcher, String> {
-    LabelMatcher::new(m.name.clone(), m.op, m.value.clone())
+    m.to_label_matcher()
         .map_err(|e| format!("invalid regex {:?} for label {}: {e}", m.value, m.name))
 }
 
@@ -163,29 +166,4 @@ pub(super) fn convert_bytes(v: &str) -> Result<u64, String> {
             )
         }
     })
-}
-
-/// Go's `strconv.Quote`, for error messages quoting a value.
-pub(super) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }

@@ -6,6 +6,7 @@ use regex::Regex;
 
 use super::pattern::Pattern;
 use crate::logql::ast::{LineFilter, LineFilterOp};
+use crate::logql::parser::compile_go_regex;
 
 /// One compiled line filter stage.
 pub(super) struct CompiledLineFilter {
@@ -31,7 +32,7 @@ impl CompiledLineFilter {
             ),
             LineFilterOp::Regex | LineFilterOp::NotRegex => Alternatives::Regex(
                 all.map(|p| {
-                    Regex::new(p).map_err(|e| format!("invalid line filter regex {p:?}: {e}"))
+                    compile_go_regex(p).map_err(|e| format!("invalid line filter regex {p:?}: {e}"))
                 })
                 .collect::<Result<_, _>>()?,
             ),
@@ -61,5 +62,31 @@ impl CompiledLineFilter {
             Alternatives::Pattern(ps) => ps.iter().any(|p| p.test(line)),
         };
         any != self.negate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regex_filter(pattern: &str, or: &[&str]) -> CompiledLineFilter {
+        CompiledLineFilter::new(&LineFilter {
+            op: LineFilterOp::Regex,
+            pattern: pattern.into(),
+            or: or.iter().map(|s| s.to_string()).collect(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn regexes_read_braces_as_go_does() {
+        // `|~ "{\"level\":\"error\"}"`: Go reads the braces as literals, so Loki keeps the
+        // lines containing the JSON fragment.
+        let f = regex_filter(r#"{"level":"error"}"#, &[]);
+        assert!(f.keep(r#"ts=1 {"level":"error"} boom"#));
+        assert!(!f.keep(r#"ts=1 {"level":"info"}"#));
+        // Valid repetitions stay repetitions, in alternatives too.
+        let f = regex_filter("^a{2}$", &["x{"]);
+        assert!(f.keep("aa") && f.keep("x{") && !f.keep("a") && !f.keep("x"));
     }
 }

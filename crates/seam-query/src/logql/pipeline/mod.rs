@@ -21,6 +21,7 @@ use regex::Regex;
 use seam_model::{Label, Labels};
 
 use super::ast::{LineFilter, LogRange, RangeOp, Stage, UnwrapConv};
+use super::parser::compile_go_regex;
 use super::value::{EntryLabels, LogEntry};
 use format::{LabelFormatStage, LineFormat, Selection};
 use json::JsonExpressions;
@@ -28,7 +29,7 @@ use label_filter::CompiledLabelFilter;
 use labels_builder::{sanitize_label_key, LabelsBuilder, ERR_SAMPLE_EXTRACTION};
 use line_filter::CompiledLineFilter;
 use logfmt::LogfmtExpressions;
-use pattern::Pattern;
+pub(crate) use pattern::Pattern;
 
 /// A pipeline compiled once per query (regexes, templates, paths), then run per entry.
 pub struct Pipeline {
@@ -54,18 +55,20 @@ enum CompiledStage {
     Decolorize,
 }
 
-/// `| regexp "..."`: each named group becomes a label.
-struct RegexpParser {
+/// `| regexp "..."`: each named group becomes a label. The parser builds one to check the
+/// stage, so Loki's rules are written once.
+pub(crate) struct RegexpParser {
     re: Regex,
     /// `(group index, label name)`.
     names: Vec<(usize, String)>,
 }
 
 impl RegexpParser {
-    /// Loki's checks: at least one named group, valid and unique names.
-    fn new(src: &str) -> Result<RegexpParser, String> {
+    /// Loki's checks: the Go regex compiles, at least one named group, valid and unique
+    /// names; the errors are Loki's own.
+    pub(crate) fn new(src: &str) -> Result<RegexpParser, String> {
         const MISSING: &str = "at least one named capture must be supplied";
-        let re = Regex::new(src).map_err(|e| format!("invalid regexp {src:?}: {e}"))?;
+        let re = compile_go_regex(src)?;
         let mut names: Vec<(usize, String)> = Vec::new();
         for (i, name) in re.capture_names().enumerate() {
             let Some(name) = name else { continue };

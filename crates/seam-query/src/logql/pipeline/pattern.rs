@@ -14,15 +14,16 @@ enum Node {
 
 /// A compiled pattern.
 #[derive(Clone, Debug)]
-pub(super) struct Pattern {
+pub(crate) struct Pattern {
     nodes: Vec<Node>,
     names: Vec<String>,
 }
 
 impl Pattern {
     /// Compiles a `pattern` parser expression: at least one named capture, no two captures in
-    /// a row, no duplicate names (Loki's messages).
-    pub(super) fn parser(src: &str) -> Result<Pattern, String> {
+    /// a row, no duplicate names (Loki's messages). The query parser calls it too, so the
+    /// rules are written once.
+    pub(crate) fn parser(src: &str) -> Result<Pattern, String> {
         let p = Pattern::lex(src);
         if p.names.is_empty() {
             return Err("at least one capture is required".into());
@@ -241,7 +242,16 @@ mod tests {
             Pattern::filter("<a> x").unwrap_err(),
             "named captures are not allowed"
         );
+        assert_eq!(
+            Pattern::parser("<f> f<d><_>").unwrap_err(),
+            "found consecutive capture '<d><_>': invalid expression"
+        );
         // Not a capture: `<` followed by an invalid name is literal text.
         assert_eq!(Pattern::parser("<1a> <b>").unwrap().names(), ["b"]);
+        assert_eq!(Pattern::parser("<ünï> <a>").unwrap().names(), ["a"]);
+        assert_eq!(
+            Pattern::parser("<ip> - <_> <status>").unwrap().names(),
+            ["ip", "status"]
+        );
     }
 }

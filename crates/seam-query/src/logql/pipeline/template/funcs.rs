@@ -11,7 +11,9 @@ use regex::Regex;
 
 use super::gofmt::{display, format_layout, sprintf, type_name};
 use super::{Fields, Val};
-use crate::logql::pipeline::label_filter::{convert_bytes, convert_duration_seconds, go_quote};
+use crate::logql::format::go_quote;
+use crate::logql::parser::compile_go_regex;
+use crate::logql::pipeline::label_filter::{convert_bytes, convert_duration_seconds};
 
 /// What a function can read besides its arguments.
 pub(super) struct Ctx<'a> {
@@ -247,7 +249,7 @@ fn cached_regex(pattern: &str) -> Result<Regex, String> {
     if let Some(r) = cache.lock().expect("regex cache").get(pattern) {
         return Ok(r.clone());
     }
-    let r = Regex::new(pattern).map_err(|e| format!("error parsing regexp: {e}"))?;
+    let r = compile_go_regex(pattern)?;
     let mut c = cache.lock().expect("regex cache");
     if c.len() < 256 {
         c.insert(pattern.to_string(), r.clone());
@@ -765,5 +767,26 @@ pub(super) fn call(name: &str, args: Vec<Val>, cx: &Ctx) -> Result<Val, String> 
             })
         }
         other => Err(format!("function \"{other}\" not defined")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use seam_model::Labels;
+
+    use crate::logql::{parse_log_query, Pipeline};
+
+    #[test]
+    fn regex_functions_read_braces_as_go_does() {
+        // Go reads a `{` that opens no repetition as a literal brace, which the `regex` crate
+        // refuses; Loki renders `a <b><c>` and counts one `}{`.
+        let q = parse_log_query(
+            r#"{app="x"} | line_format `{{ regexReplaceAll "{(\\w+)}" __line__ "<${1}>" }}|{{ count "}{" __line__ }}`"#,
+        )
+        .unwrap();
+        let p = Pipeline::new(&q.pipeline).unwrap();
+        let none = Labels::default();
+        let e = p.process(0, "a {b}{c}", &none, &none).unwrap();
+        assert_eq!(e.line, "a <b><c>|1");
     }
 }
