@@ -85,7 +85,10 @@ fn trace_lookup(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.parquet");
     let written = segment::write(&path, Signal::Traces, &batches).unwrap();
-    eprintln!("span segment: {} bytes for {} spans", written.bytes, written.rows);
+    eprintln!(
+        "span segment: {} bytes for {} spans",
+        written.bytes, written.rows
+    );
     let mut id = [0u8; 16];
     id[..4].copy_from_slice(&42u32.to_be_bytes());
     id[4..8].copy_from_slice(&57u32.to_be_bytes());
@@ -95,8 +98,8 @@ fn trace_lookup(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("trace_from_segment", |b| {
         b.iter(|| {
-            let got = segment::read(&path, Signal::Traces, &segment::RowSelection::Trace(&id))
-                .unwrap();
+            let got =
+                segment::read(&path, Signal::Traces, &segment::RowSelection::Trace(&id)).unwrap();
             assert_eq!(got.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
             got
         })

@@ -116,8 +116,11 @@ fn scan_kernel(c: &mut Criterion) {
     // `|= "deadline"`: a substring in a fifth of the lines.
     let common = Finder::new("deadline");
     let keep_common = |l: &str| common.find(l.as_bytes()).is_some();
-    let req = vec![b"deadline".to_vec()];
-    for (name, required) in [("common_buffer_search", &req[..]), ("common_per_line", &[][..])] {
+    let req = [b"deadline".to_vec()];
+    for (name, required) in [
+        ("common_buffer_search", &req[..]),
+        ("common_per_line", &[][..]),
+    ] {
         let test = LineTest::new(required, &keep_common);
         g.bench_function(name, |b| {
             b.iter(|| {
@@ -130,8 +133,11 @@ fn scan_kernel(c: &mut Criterion) {
     let needle = ls[GROUP_ROWS / 2][ls[GROUP_ROWS / 2].len() - 32..].to_string();
     let finder = Finder::new(needle.as_bytes());
     let keep_needle = |l: &str| finder.find(l.as_bytes()).is_some();
-    let req = vec![needle.as_bytes().to_vec()];
-    for (name, required) in [("needle_buffer_search", &req[..]), ("needle_per_line", &[][..])] {
+    let req = [needle.as_bytes().to_vec()];
+    for (name, required) in [
+        ("needle_buffer_search", &req[..]),
+        ("needle_per_line", &[][..]),
+    ] {
         let test = LineTest::new(required, &keep_needle);
         g.bench_function(name, |b| {
             b.iter(|| {

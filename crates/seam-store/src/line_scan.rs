@@ -99,7 +99,12 @@ pub fn matching_rows(
 mod tests {
     use super::*;
 
-    fn run(lines: &[&str], mask: Option<Vec<bool>>, required: &[&str], keep: &(dyn Fn(&str) -> bool + Sync)) -> Vec<u32> {
+    fn run(
+        lines: &[&str],
+        mask: Option<Vec<bool>>,
+        required: &[&str],
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Vec<u32> {
         let arr = StringArray::from(lines.to_vec());
         let req: Vec<Vec<u8>> = required.iter().map(|s| s.as_bytes().to_vec()).collect();
         let mask = mask.map(BooleanArray::from);
@@ -111,16 +116,31 @@ mod tests {
 
     #[test]
     fn finds_the_lines_holding_the_needle_and_passing_the_test() {
-        let lines = ["abc", "xneedle", "needle y", "nee", "dle", "", "no", "needleneedle"];
+        let lines = [
+            "abc",
+            "xneedle",
+            "needle y",
+            "nee",
+            "dle",
+            "",
+            "no",
+            "needleneedle",
+        ];
         let all = |_: &str| true;
         assert_eq!(run(&lines, None, &["needle"], &all), vec![1, 2, 7]);
         // A needle split across two lines ("nee" + "dle") is not a match.
         assert_eq!(run(&lines, None, &["needle"], &all), vec![1, 2, 7]);
-        assert_eq!(run(&lines, None, &["eedl", "x"], &|l: &str| l.contains('x')), vec![1]);
+        assert_eq!(
+            run(&lines, None, &["eedl", "x"], &|l: &str| l.contains('x')),
+            vec![1]
+        );
         let mask = vec![true, false, true, true, true, true, true, true];
         assert_eq!(run(&lines, Some(mask), &["needle"], &all), vec![2, 7]);
         // Without a required substring every selected row meets the test.
-        assert_eq!(run(&lines, None, &[], &|l: &str| l.len() == 3), vec![0, 3, 4]);
+        assert_eq!(
+            run(&lines, None, &[], &|l: &str| l.len() == 3),
+            vec![0, 3, 4]
+        );
         assert_eq!(run(&lines, None, &[""], &|l: &str| l.is_empty()), vec![5]);
     }
 
@@ -130,7 +150,12 @@ mod tests {
         let keep = |_: &str| true;
         let test = LineTest::new(&[], &keep);
         let mut out = Vec::new();
-        let s = matching_rows(&arr, Some(&BooleanArray::from(vec![true, false, true])), &test, &mut out);
+        let s = matching_rows(
+            &arr,
+            Some(&BooleanArray::from(vec![true, false, true])),
+            &test,
+            &mut out,
+        );
         assert_eq!(s, Scanned { rows: 2, bytes: 3 });
         assert_eq!(out, vec![0, 2]);
         let sliced = arr.slice(1, 2);

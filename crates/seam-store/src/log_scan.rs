@@ -221,12 +221,9 @@ impl Store {
                 &self.inner.cfg.data_dir.join(&meta.rel_path),
             )?);
             stats.segment_bytes += seg.file_bytes();
-            for plan in seg.plan_series(
-                Signal::Logs,
-                scan.stream_ids,
-                scan.start_ns,
-                scan.end_ns,
-            )? {
+            for plan in
+                seg.plan_series(Signal::Logs, scan.stream_ids, scan.start_ns, scan.end_ns)?
+            {
                 units.push(Unit {
                     min_ns: plan.min_time,
                     max_ns: plan.max_time,
@@ -278,7 +275,11 @@ fn head_units(head: Vec<RecordBatch>) -> Vec<Unit> {
     let mut chunks: Vec<RecordBatch> = Vec::new();
     let (mut rows, mut lo, mut hi) = (0usize, i64::MAX, i64::MIN);
     for b in head {
-        for t in b.column(log_col::TIMESTAMP).as_primitive::<Int64Type>().values() {
+        for t in b
+            .column(log_col::TIMESTAMP)
+            .as_primitive::<Int64Type>()
+            .values()
+        {
             lo = lo.min(*t);
             hi = hi.max(*t);
         }

@@ -376,9 +376,11 @@ impl LogVisitor for TopRows {
             Direction::Forward => {
                 if self.oldest.len() < self.limit {
                     self.oldest.push(owned(row));
-                } else if self.oldest.peek().is_some_and(|max| {
-                    key < (max.timestamp_ns, max.stream_id, max.line.as_str())
-                }) {
+                } else if self
+                    .oldest
+                    .peek()
+                    .is_some_and(|max| key < (max.timestamp_ns, max.stream_id, max.line.as_str()))
+                {
                     self.oldest.pop();
                     self.oldest.push(owned(row));
                 }
@@ -390,7 +392,10 @@ impl LogVisitor for TopRows {
         match self.direction {
             Direction::Backward => {
                 self.newest.len() < self.limit
-                    || self.newest.peek().is_some_and(|Reverse(m)| max_ns >= m.timestamp_ns)
+                    || self
+                        .newest
+                        .peek()
+                        .is_some_and(|Reverse(m)| max_ns >= m.timestamp_ns)
             }
             Direction::Forward => {
                 self.oldest.len() < self.limit

@@ -288,6 +288,13 @@ pub fn write(
     drop(file);
     fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
     sync_dir(dir)?;
+    tracing::info!(
+        path = %path.display(),
+        rows = out.rows,
+        bytes = out.bytes,
+        token_filter_bytes = out.filter_bytes,
+        "segment written"
+    );
     Ok(out)
 }
 

@@ -196,7 +196,8 @@ impl SegmentFile {
             _ => {
                 // The offset index lets a row filter skip whole pages; the column index (page
                 // min/max) lets a trace lookup pick the pages of its trace id before decoding.
-                let opts = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+                let opts =
+                    ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
                 let arrow = ArrowReaderMetadata::load(&src, opts).map_err(|e| io_err(path, e))?;
                 let line_filters = parse_line_filters(&arrow);
                 let f = Arc::new(Footer {
@@ -341,7 +342,10 @@ impl SegmentFile {
         trace_id: &TraceId,
         bounds: &(ArrayRef, ArrayRef),
     ) -> Result<bool, StoreError> {
-        let (mins, maxs) = (bounds.0.as_fixed_size_binary(), bounds.1.as_fixed_size_binary());
+        let (mins, maxs) = (
+            bounds.0.as_fixed_size_binary(),
+            bounds.1.as_fixed_size_binary(),
+        );
         let id = &trace_id.0[..];
         if !(mins.is_null(index) || (mins.value(index) <= id && id <= maxs.value(index))) {
             return Ok(false);
@@ -476,43 +480,60 @@ pub fn read(
     sel: &RowSelection<'_>,
 ) -> Result<Vec<RecordBatch>, StoreError> {
     let seg = SegmentFile::open(path)?;
-    let all: Vec<usize> = (0..crate::schema::schema(signal).fields().len()).collect();
-    let mut out = Vec::new();
     match sel {
-        RowSelection::Trace(id) => {
-            let bounds = seg.stats("trace_id")?;
-            for g in 0..seg.row_groups() {
-                if !seg.may_hold_trace(g, id, &bounds)? {
-                    continue;
-                }
-                let want = id.0;
-                let pred: RowPredicate = Box::new(move |b: RecordBatch| {
-                    let ids = b.column(0).as_fixed_size_binary();
-                    Ok((0..b.num_rows())
-                        .map(|i| Some(ids.value(i) == &want[..]))
-                        .collect())
-                });
-                let pages = seg.trace_pages(g, id);
-                out.extend(seg.decode_rows(g, &all, pages, Some((&[span_col::TRACE_ID], pred)))?);
-            }
-        }
-        RowSelection::Series { ids, start, end } => {
-            let (id_col, t_col) = match signal {
-                Signal::Logs => (log_col::STREAM_ID, log_col::TIMESTAMP),
-                _ => (sample_col::SERIES_ID, sample_col::TIMESTAMP),
-            };
-            let shared: Arc<[u64]> = Arc::from(*ids);
-            let filter_cols = [id_col, t_col];
-            for plan in seg.plan_series(signal, ids, *start, *end)? {
-                let filter = (!plan.covered).then(|| {
-                    (
-                        &filter_cols[..],
-                        series_predicate(shared.clone(), *start, *end),
-                    )
-                });
-                out.extend(seg.decode(plan.index, &all, filter)?);
-            }
-        }
+        RowSelection::Trace(id) => seg.read_trace(id),
+        RowSelection::Series { ids, start, end } => seg.read_series(signal, ids, *start, *end),
     }
-    Ok(out)
+}
+
+impl SegmentFile {
+    /// Every column of the spans of `trace_id` in this (span) segment.
+    pub fn read_trace(&self, trace_id: &TraceId) -> Result<Vec<RecordBatch>, StoreError> {
+        let all: Vec<usize> = (0..crate::schema::schema(Signal::Traces).fields().len()).collect();
+        let bounds = self.stats("trace_id")?;
+        let mut out = Vec::new();
+        for g in 0..self.row_groups() {
+            if !self.may_hold_trace(g, trace_id, &bounds)? {
+                continue;
+            }
+            let want = trace_id.0;
+            let pred: RowPredicate = Box::new(move |b: RecordBatch| {
+                let ids = b.column(0).as_fixed_size_binary();
+                Ok((0..b.num_rows())
+                    .map(|i| Some(ids.value(i) == &want[..]))
+                    .collect())
+            });
+            let pages = self.trace_pages(g, trace_id);
+            out.extend(self.decode_rows(g, &all, pages, Some((&[span_col::TRACE_ID], pred)))?);
+        }
+        Ok(out)
+    }
+
+    /// Every column of the rows of the sorted `ids` within `[start, end]` (in the time column's
+    /// unit) in this log or sample segment.
+    pub fn read_series(
+        &self,
+        signal: Signal,
+        ids: &[u64],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<RecordBatch>, StoreError> {
+        let all: Vec<usize> = (0..crate::schema::schema(signal).fields().len()).collect();
+        let filter_cols = match signal {
+            Signal::Logs => [log_col::STREAM_ID, log_col::TIMESTAMP],
+            _ => [sample_col::SERIES_ID, sample_col::TIMESTAMP],
+        };
+        let shared: Arc<[u64]> = Arc::from(ids);
+        let mut out = Vec::new();
+        for plan in self.plan_series(signal, ids, start, end)? {
+            let filter = (!plan.covered).then(|| {
+                (
+                    &filter_cols[..],
+                    series_predicate(shared.clone(), start, end),
+                )
+            });
+            out.extend(self.decode(plan.index, &all, filter)?);
+        }
+        Ok(out)
+    }
 }

@@ -56,7 +56,9 @@ fn fmix64(mut k: u64) -> u64 {
 
 #[inline]
 fn gram_hash(g: &[u8]) -> u64 {
-    fmix64(u64::from_le_bytes(g[..GRAM].try_into().expect("8-byte gram")))
+    fmix64(u64::from_le_bytes(
+        g[..GRAM].try_into().expect("8-byte gram"),
+    ))
 }
 
 /// Calls `f` with the hashes winnowing selects in one word run (`run.len() >= MIN_RUN`).
@@ -220,7 +222,16 @@ mod tests {
     }
 
     fn line(rng: &mut Rng) -> String {
-        let words = ["GET", "user", "order", "timeout", "db", "retrying", "ok", "level=info"];
+        let words = [
+            "GET",
+            "user",
+            "order",
+            "timeout",
+            "db",
+            "retrying",
+            "ok",
+            "level=info",
+        ];
         let mut s = String::new();
         for _ in 0..(5 + rng.below(20)) {
             match rng.below(6) {
@@ -299,7 +310,10 @@ mod tests {
             }
         }
         // About five grams at ~16 % each: a handful of false positives in a thousand at most.
-        assert!(kept <= 10, "{kept} of 1000 absent trace ids were not pruned");
+        assert!(
+            kept <= 10,
+            "{kept} of 1000 absent trace ids were not pruned"
+        );
         // A needle without a long word run cannot prune.
         assert!(Probe::new([&b"order timeout"[..]]).is_empty());
         assert!(Probe::new([&b"order timeout"[..]]).may_match(&filter));

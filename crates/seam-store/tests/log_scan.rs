@@ -175,11 +175,26 @@ async fn scans_match_a_brute_force_reference() {
     // (stream ids, their indices, range, required substrings)
     type Case<'a> = (&'a [u64], Vec<usize>, (i64, i64), Vec<&'a str>);
     let cases: Vec<Case> = vec![
-        (&all, vec![0, 1, 2], (0, last), vec!["level=error", "dur=5ms"]),
+        (
+            &all,
+            vec![0, 1, 2],
+            (0, last),
+            vec!["level=error", "dur=5ms"],
+        ),
         (&api, vec![0], (0, last), vec!["dur=13ms"]),
         // A range inside one segment and one crossing into the head.
-        (&all, vec![0, 1, 2], (30_000_000_000, 30_500_000_000), vec![]),
-        (&api, vec![0], (74_000_000_000, 75_500_000_000), vec!["level=warn"]),
+        (
+            &all,
+            vec![0, 1, 2],
+            (30_000_000_000, 30_500_000_000),
+            vec![],
+        ),
+        (
+            &api,
+            vec![0],
+            (74_000_000_000, 75_500_000_000),
+            vec!["level=warn"],
+        ),
     ];
     for (ids, streams, range, required) in cases {
         for backward in [false, true] {

@@ -15,9 +15,9 @@ use crate::api_client::{get_api, since_ns, ServerArgs};
 /// How entries and samples are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Output {
-    /// The log line only (metric queries: labels, Unix time and value).
+    /// The log line only (for `seam query` metric queries: labels, Unix time and value).
     Raw,
-    /// One JSON object per entry (metric queries: per series).
+    /// One JSON object per entry (for `seam query` metric queries: per series).
     Json,
     /// Time, labels and line in columns.
     Table,

@@ -559,3 +559,27 @@ fn patterns_buildinfo_and_format_query() {
     );
     assert!(body.get("data").is_none());
 }
+
+#[test]
+fn log_queries_include_the_last_nanosecond_before_end() {
+    let (_dir, s, d) = setup();
+    // The web entries are at t0+4s and t0+5s: `end` just after the last includes it, `end` at
+    // it leaves it out (Loki reads `[start, end)`).
+    let lines = |end: i64| -> Vec<String> {
+        let (start, end) = (d.t0.to_string(), end.to_string());
+        let p = [
+            ("query", r#"{app="web"}"#),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("direction", "forward"),
+        ];
+        let (code, body) = q(&s, "/loki/api/v1/query_range", &p);
+        assert_eq!(code, 200, "{body}");
+        streams_of(&body)
+            .into_iter()
+            .flat_map(|st| st.entries.into_iter().map(|(_, line, _)| line))
+            .collect()
+    };
+    assert_eq!(lines(d.t0 + 5 * S + 1), d.web.to_vec());
+    assert_eq!(lines(d.t0 + 5 * S), d.web[..1].to_vec());
+}

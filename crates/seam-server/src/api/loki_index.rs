@@ -23,9 +23,9 @@ use crate::AppState;
 /// Loki's default `limit` of the volume endpoints.
 const DEFAULT_VOLUME_LIMIT: usize = 100;
 
-/// Counts rows and bytes per stream (and per time bucket), and the chunks they came from: the
-/// head counts as one chunk, each Parquet segment the store opens as another, and a chunk counts
-/// only once a row of it passes.
+/// Counts rows and bytes per stream (and per time bucket), and the chunks they came from: a chunk
+/// is one scan unit of the store (a head slice of up to 16Ki rows, or a Parquet row group), and
+/// it counts only once a row of it passes.
 struct Counter<'a> {
     /// Bucket ends (ns, ascending); a row falls in the first bucket ending at or after it.
     bucket_ends: &'a [i64],

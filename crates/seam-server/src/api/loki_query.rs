@@ -65,18 +65,10 @@ fn range_request(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Re
     let expr = lp::parse_query(param(p, "query").unwrap_or_default())?;
     let limits = state.limits.for_tenant(&tenant);
     lp::check_query_length(limits, start, end)?;
-    let end = match &expr {
-        Expr::Log(_) => {
-            lp::check_entries_limit(limits, limit)?;
-            // Loki returns entries before `end`, not at it.
-            if end > start {
-                end - 1
-            } else {
-                end
-            }
-        }
-        Expr::Sample(_) => end,
-    };
+    // The evaluator reads log queries as `[start, end)`, as Loki does.
+    if let Expr::Log(_) = &expr {
+        lp::check_entries_limit(limits, limit)?;
+    }
     Ok(Request {
         tenant,
         expr,

@@ -14,16 +14,8 @@ const SERVICES: &[(&str, Format, &[&str])] = &[
         Format::Access,
         &["/", "/product/", "/cart", "/checkout", "/search?q="],
     ),
-    (
-        "cart",
-        Format::Logfmt,
-        &["/api/cart/", "/api/cart/items/"],
-    ),
-    (
-        "checkout",
-        Format::Json,
-        &["/api/checkout", "/api/orders/"],
-    ),
+    ("cart", Format::Logfmt, &["/api/cart/", "/api/cart/items/"]),
+    ("checkout", Format::Json, &["/api/checkout", "/api/orders/"]),
     ("payment", Format::Json, &["/api/charge", "/api/refund"]),
     (
         "inventory",
@@ -274,9 +266,18 @@ mod tests {
         let avg = total / 10_000;
         assert!((150..=300).contains(&avg), "average line of {avg} bytes");
         // Requests of 1-8 lines: about 4.5 lines per trace id.
-        assert!((1500..4000).contains(&traces.len()), "{} traces", traces.len());
+        assert!(
+            (1500..4000).contains(&traces.len()),
+            "{} traces",
+            traces.len()
+        );
         assert_eq!(
-            StreamKey { service: 0, pod: 1, level: 3 }.labels(),
+            StreamKey {
+                service: 0,
+                pod: 1,
+                level: 3
+            }
+            .labels(),
             "{env=\"bench\", service_name=\"edge\", pod=\"edge-7d9f8b6c5-q8mzt\", level=\"error\"}"
         );
     }
