@@ -13,6 +13,7 @@
 #     the server read (from /proc/<pid>/io) as a fraction of the segment bytes;
 #   - `sum by (level) (rate({env="bench"}[1m]))` over the pushed hour, step 60 s: ms;
 #   - the server's peak RSS (VmHWM) during ingest and during the queries.
+# The queries run once the head has been flushed to segments, on files in the page cache.
 #
 # Environment:
 #   BENCH_BYTES        raw line bytes to push (default 5000000000)
@@ -48,13 +49,12 @@ PUSH_JSON="$(printf '%s\n' "$push_out" | tail -n 1)"
 server_alive
 INGEST_HWM="$(rss_kib VmHWM)"
 
-# Let in-flight flushes finish: the segment count must hold still for 3 s.
+# Queries measure the segment read path: wait until the head has been flushed (it flushes at
+# storage.flush_age, two minutes by default, after the last push).
 metric() { curl -s "http://$LISTEN/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-prev=""
-for _ in $(seq 1 120); do
-    now="$(metric seam_segments)"
-    [[ -n "$now" && "$now" == "$prev" ]] && break
-    prev="$now"
+echo "waiting for the head to be flushed..." >&2
+for _ in $(seq 1 100); do
+    [[ "$(metric seam_head_bytes)" == "0" ]] && break
     sleep 3
 done
 

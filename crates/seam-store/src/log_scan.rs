@@ -53,7 +53,8 @@ pub struct LogRowRef<'a> {
     /// The line.
     pub line: &'a str,
     /// Structured metadata as a JSON object of strings (`{}` when none, and always `{}` when the
-    /// visitor said it does not need it).
+    /// visitor said it does not need it). The line is empty when the visitor said it does not need
+    /// lines.
     pub structured_metadata: &'a str,
 }
 
@@ -68,6 +69,12 @@ pub trait LogVisitor {
     }
     /// Whether rows need their structured metadata; when not, the column is not read.
     fn needs_structured_metadata(&self) -> bool {
+        true
+    }
+    /// Whether rows need their line. When not (a count or rate with no line filter), lines are
+    /// not read at all: every row of the streams and range is visited with an empty line and
+    /// `keep_line` is not called, so say so only when `keep_line` keeps every line.
+    fn needs_lines(&self) -> bool {
         true
     }
 }
@@ -125,8 +132,7 @@ struct Unit {
     source: Source,
 }
 
-/// A unit's result: batches in the scan layout (id, time, line, [metadata]) with the rows that
-/// passed.
+/// A unit's result: batches in the scan's [`Layout`] with the rows that passed.
 struct Done {
     batches: Vec<(RecordBatch, Vec<u32>)>,
     stats: ScanStats,
@@ -139,8 +145,34 @@ struct Ctx<'a> {
     end: i64,
     probe: Probe,
     test: LineTest<'a>,
-    /// Columns read, in schema order.
+    layout: Layout,
+}
+
+/// The columns a scan reads, in schema order, and where the optional ones land in its batches
+/// (stream id and time are always columns 0 and 1).
+struct Layout {
     columns: Vec<usize>,
+    line: Option<usize>,
+    metadata: Option<usize>,
+}
+
+impl Layout {
+    fn new(lines: bool, metadata: bool) -> Layout {
+        let mut columns = vec![log_col::STREAM_ID, log_col::TIMESTAMP];
+        let line = lines.then(|| {
+            columns.push(log_col::LINE);
+            columns.len() - 1
+        });
+        let metadata = metadata.then(|| {
+            columns.push(log_col::STRUCTURED_METADATA);
+            columns.len() - 1
+        });
+        Layout {
+            columns,
+            line,
+            metadata,
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -150,7 +182,7 @@ impl Ctx<'_> {
         match unit {
             Source::Head(chunks) => {
                 for b in chunks {
-                    let b = b.project(&self.columns).expect("scan columns exist");
+                    let b = b.project(&self.layout.columns).expect("scan columns exist");
                     let mask = series_mask(
                         b.column(0).as_primitive::<UInt64Type>().values(),
                         b.column(1).as_primitive::<Int64Type>().values(),
@@ -174,7 +206,7 @@ impl Ctx<'_> {
                         series_predicate(self.ids.clone(), self.start, self.end),
                     )
                 });
-                for b in seg.decode(plan.index, &self.columns, filter)? {
+                for b in seg.decode(plan.index, &self.layout.columns, filter)? {
                     self.test_rows(b, None, &mut batches, &mut stats);
                 }
             }
@@ -190,9 +222,19 @@ impl Ctx<'_> {
         stats: &mut ScanStats,
     ) {
         let mut rows = Vec::new();
-        let s = matching_rows(b.column(2).as_string::<i32>(), mask, &self.test, &mut rows);
-        stats.rows_scanned += s.rows;
-        stats.bytes_scanned += s.bytes;
+        match self.layout.line {
+            Some(c) => {
+                let s = matching_rows(b.column(c).as_string::<i32>(), mask, &self.test, &mut rows);
+                stats.rows_scanned += s.rows;
+                stats.bytes_scanned += s.bytes;
+            }
+            None => {
+                rows.extend(
+                    (0..b.num_rows() as u32).filter(|i| mask.is_none_or(|m| m.value(*i as usize))),
+                );
+                stats.rows_scanned += rows.len() as u64;
+            }
+        }
         if !rows.is_empty() {
             out.push((b, rows));
         }
@@ -238,18 +280,17 @@ impl Store {
                 units.sort_by_key(|u| (std::cmp::Reverse(u.max_ns), std::cmp::Reverse(u.min_ns)))
             }
         }
-        let with_md = visitor.needs_structured_metadata();
-        let mut columns = vec![log_col::STREAM_ID, log_col::TIMESTAMP, log_col::LINE];
-        if with_md {
-            columns.push(log_col::STRUCTURED_METADATA);
-        }
         let ctx = Ctx {
             ids: Arc::from(scan.stream_ids),
             start: scan.start_ns,
             end: scan.end_ns,
             probe: Probe::new(scan.required_substrings.iter().map(|s| s.as_slice())),
             test: LineTest::new(&scan.required_substrings, scan.keep_line),
-            columns,
+            // A scan that names required substrings tests lines, whatever the visitor says.
+            layout: Layout::new(
+                visitor.needs_lines() || !scan.required_substrings.is_empty(),
+                visitor.needs_structured_metadata(),
+            ),
         };
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -257,9 +298,9 @@ impl Store {
             .min(MAX_WORKERS)
             .min(units.len());
         let result = if workers <= 1 {
-            run_inline(&ctx, units, visitor, with_md)
+            run_inline(&ctx, units, visitor)
         } else {
-            run_parallel(&ctx, units, visitor, with_md, workers)
+            run_parallel(&ctx, units, visitor, workers)
         };
         let scanned = result?;
         stats.add(&scanned);
@@ -310,7 +351,7 @@ fn deliver(
     max_ns: i64,
     done: Done,
     visitor: &mut dyn LogVisitor,
-    with_md: bool,
+    layout: &Layout,
     stats: &mut ScanStats,
 ) {
     stats.add(&done.stats);
@@ -320,15 +361,15 @@ fn deliver(
     for (b, rows) in &done.batches {
         let ids = b.column(0).as_primitive::<UInt64Type>();
         let ts = b.column(1).as_primitive::<Int64Type>();
-        let lines = b.column(2).as_string::<i32>();
-        let md = with_md.then(|| b.column(3).as_string::<i32>());
+        let lines = layout.line.map(|c| b.column(c).as_string::<i32>());
+        let md = layout.metadata.map(|c| b.column(c).as_string::<i32>());
         for &i in rows {
             let i = i as usize;
             stats.rows_visited += 1;
             visitor.visit(LogRowRef {
                 stream_id: ids.value(i),
                 timestamp_ns: ts.value(i),
-                line: lines.value(i),
+                line: lines.map_or("", |l| l.value(i)),
                 structured_metadata: md.map_or("{}", |m| m.value(i)),
             });
         }
@@ -339,7 +380,6 @@ fn run_inline(
     ctx: &Ctx<'_>,
     units: Vec<Unit>,
     visitor: &mut dyn LogVisitor,
-    with_md: bool,
 ) -> Result<ScanStats, StoreError> {
     let mut stats = ScanStats::default();
     for u in units {
@@ -347,7 +387,7 @@ fn run_inline(
             continue;
         }
         let done = ctx.process(u.source)?;
-        deliver(u.min_ns, u.max_ns, done, visitor, with_md, &mut stats);
+        deliver(u.min_ns, u.max_ns, done, visitor, &ctx.layout, &mut stats);
     }
     Ok(stats)
 }
@@ -358,7 +398,6 @@ fn run_parallel(
     ctx: &Ctx<'_>,
     units: Vec<Unit>,
     visitor: &mut dyn LogVisitor,
-    with_md: bool,
     workers: usize,
 ) -> Result<ScanStats, StoreError> {
     type Job = (usize, Source);
@@ -406,7 +445,7 @@ fn run_parallel(
             }
             let done = pending.remove(&next_visit).expect("just checked")?;
             let (lo, hi) = ranges[next_visit];
-            deliver(lo, hi, done, visitor, with_md, &mut stats);
+            deliver(lo, hi, done, visitor, &ctx.layout, &mut stats);
             next_visit += 1;
         }
     })

@@ -85,26 +85,6 @@ const UNSORTABLE_COLUMNS: &[&str] = &[
     "labels",
 ];
 
-/// Columns stored without compression: small enums, counters and near-constant strings, whose
-/// pages are dictionary indices that compress to nearly nothing anyway. A zstd page reader costs
-/// a fresh compression and decompression context (tens of microseconds), which on a trace lookup
-/// that decodes a few pages of each of the 22 span columns was half of the time.
-const UNCOMPRESSED_COLUMNS: &[&str] = &[
-    "trace_state",
-    "flags",
-    "kind",
-    "service_name",
-    "status_code",
-    "status_message",
-    "dropped_attributes_count",
-    "dropped_events_count",
-    "dropped_links_count",
-    "resource_schema_url",
-    "scope_schema_url",
-    "severity_number",
-    "severity_text",
-];
-
 /// A row's place in the sort order: key (trace id, or stream/series id), time, then where it is.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct SortKey {
@@ -192,9 +172,6 @@ pub fn write(
     for col in UNSORTABLE_COLUMNS {
         props =
             props.set_column_statistics_enabled(ColumnPath::from(*col), EnabledStatistics::None);
-    }
-    for col in UNCOMPRESSED_COLUMNS {
-        props = props.set_column_compression(ColumnPath::from(*col), Compression::UNCOMPRESSED);
     }
     let tmp = path.with_extension("parquet.tmp");
     let dir = path.parent().expect("segment paths have a directory");

@@ -82,6 +82,7 @@ struct Collect {
     limit: Option<usize>,
     backward: bool,
     metadata: bool,
+    no_lines: bool,
 }
 
 impl LogVisitor for Collect {
@@ -108,6 +109,9 @@ impl LogVisitor for Collect {
     }
     fn needs_structured_metadata(&self) -> bool {
         self.metadata
+    }
+    fn needs_lines(&self) -> bool {
+        !self.no_lines
     }
 }
 
@@ -210,6 +214,17 @@ async fn scans_match_a_brute_force_reference() {
             assert!(v.rows.iter().all(|r| r.2 == "{}"), "metadata not asked for");
         }
     }
+    // A visitor that needs no lines gets every row of the range, with empty lines.
+    let mut v = Collect {
+        no_lines: true,
+        ..Default::default()
+    };
+    let range = (74_000_000_000, 75_500_000_000);
+    let stats = scan(&store, &t, &api, range, &[], &mut v);
+    let want = reference(&[0], range, &[]);
+    assert_eq!(v.rows.len(), want.len());
+    assert!(v.rows.iter().all(|r| r.1.is_empty()));
+    assert_eq!(stats.bytes_scanned, 0);
     // Structured metadata comes back when asked for.
     let mut v = Collect {
         metadata: true,
