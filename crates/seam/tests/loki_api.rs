@@ -6,7 +6,7 @@
 mod common;
 
 use common::loki::{get, labels, matrix_of, push_json, streams_of, vector_of};
-use common::{now_ns, Seam};
+use common::{eventually, now_ns, write_config, Seam};
 use serde_json::{json, Value};
 
 const S: i64 = 1_000_000_000;
@@ -582,4 +582,64 @@ fn log_queries_include_the_last_nanosecond_before_end() {
     };
     assert_eq!(lines(d.t0 + 5 * S + 1), d.web.to_vec());
     assert_eq!(lines(d.t0 + 5 * S), d.web[..1].to_vec());
+}
+
+/// Flushes the head a moment after each push, so every push becomes a segment of its own.
+const FLUSH_SOON: &str = "storage:\n  flush_age: 200ms\n";
+
+#[test]
+fn a_needle_query_reports_the_chunks_its_token_filter_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), FLUSH_SOON);
+    let s = Seam::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let t0 = (now_ns() as i64 - 600 * S) / (10 * S) * (10 * S);
+    let needle = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let lines = [
+        "GET /a trace_id=00f067aa0ba902b7aaaabbbbccccdddd".to_string(),
+        format!("GET /b trace_id={needle}"),
+        "GET /c trace_id=0af7651916cd43dd8448eb211c80319c".to_string(),
+    ];
+    for (k, line) in lines.iter().enumerate() {
+        let ts = (t0 + (k as i64 + 1) * S).to_string();
+        push_json(
+            &s,
+            Some(TENANT),
+            json!([{"stream": {"app": "needle"}, "values": [[ts, line]]}]),
+        );
+        eventually(std::time::Duration::from_secs(20), || {
+            let segments = s.ready()["components"]["store"]["segments"].as_u64()?;
+            (segments > k as u64).then_some(())
+        })
+        .expect("each push is flushed to a segment of its own");
+    }
+    let query = format!(r#"{{app="needle"}} |= "{needle}""#);
+    let (start, end) = (t0.to_string(), (t0 + 10 * S).to_string());
+    let (code, body) = q(
+        &s,
+        "/loki/api/v1/query_range",
+        &[("query", &query), ("start", &start), ("end", &end)],
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["data"]["result"][0]["values"],
+        json!([[(t0 + 2 * S).to_string(), lines[1]]]),
+        "{body}"
+    );
+    let stats = &body["data"]["stats"];
+    check_stats(stats);
+    // One row group per segment: all three referenced, the two without the needle ruled out by
+    // their token filters before any page was read.
+    let store = &stats["querier"]["store"];
+    assert_eq!(store["totalChunksRef"], 3, "{stats}");
+    assert_eq!(store["totalChunksDownloaded"], 1, "{stats}");
+    assert_eq!(store["chunk"]["decompressedLines"], 1, "{stats}");
+    assert!(
+        store["chunk"]["compressedBytes"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+    assert_eq!(stats["index"]["totalChunks"], 3, "{stats}");
+    assert_eq!(stats["index"]["postFilterChunks"], 1, "{stats}");
 }

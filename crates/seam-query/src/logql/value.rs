@@ -87,4 +87,13 @@ pub struct QueryStats {
     pub post_filter_lines: u64,
     /// Structured metadata bytes read.
     pub structured_metadata_bytes: u64,
+    /// Bytes read from segment files (compressed pages, footers, token filter words); head data
+    /// is in memory and adds nothing.
+    pub compressed_bytes_read: u64,
+    /// Segment row groups the scans weighed: the ones read plus the ones their token filter
+    /// ruled out. Loki's chunk references; head data, and row groups a log query's limit made
+    /// unnecessary before they were weighed, are not counted.
+    pub chunks_ref: u64,
+    /// Segment row groups the scans read and decoded.
+    pub chunks_downloaded: u64,
 }

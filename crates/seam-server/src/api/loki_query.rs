@@ -295,8 +295,10 @@ pub(super) fn sample(ns: i64, v: f64) -> Value {
 }
 
 /// The whole `stats` object Loki sends (`pkg/logqlmodel/stats`), with what Seam measures filled
-/// in: the summary, and the querier's store figures (Seam has no ingesters or caches, so those
-/// blocks are zero).
+/// in: the summary, the querier's store figures and the index's chunk counts (Seam has no
+/// ingesters or caches, so those blocks are zero). A segment row group stands for a Loki chunk:
+/// one its token filter ruled out counts as referenced but not downloaded, and in the index
+/// block as filtered out, where Loki counts the chunks its bloom filters remove.
 pub(super) fn stats(s: &QueryStats, exec: Duration, returned: u64) -> Value {
     let secs = exec.as_secs_f64();
     let bytes = s.bytes_processed + s.structured_metadata_bytes;
@@ -307,14 +309,17 @@ pub(super) fn stats(s: &QueryStats, exec: Duration, returned: u64) -> Value {
             0
         }
     };
-    let store = |lines: u64, line_bytes: u64, md: u64, post: u64| {
+    let store = |s: &QueryStats| {
+        let md = s.structured_metadata_bytes;
         json!({
-            "totalChunksRef": 0, "totalChunksDownloaded": 0, "chunksDownloadTime": 0,
+            "totalChunksRef": s.chunks_ref, "totalChunksDownloaded": s.chunks_downloaded,
+            "chunksDownloadTime": 0,
             "queryReferencedStructuredMetadata": md > 0, "queryUsedV2Engine": false,
             "chunk": {
                 "headChunkBytes": 0, "headChunkLines": 0,
-                "decompressedBytes": line_bytes, "decompressedLines": lines,
-                "compressedBytes": 0, "totalDuplicates": 0, "postFilterLines": post,
+                "decompressedBytes": s.bytes_processed, "decompressedLines": s.lines_processed,
+                "compressedBytes": s.compressed_bytes_read, "totalDuplicates": 0,
+                "postFilterLines": s.post_filter_lines,
                 "headChunkStructuredMetadataBytes": 0, "decompressedStructuredMetadataBytes": md
             },
             "chunkRefsFetchTime": 0, "congestionControlLatency": 0,
@@ -364,16 +369,17 @@ pub(super) fn stats(s: &QueryStats, exec: Duration, returned: u64) -> Value {
             "totalStructuredMetadataBytesProcessed": s.structured_metadata_bytes
         },
         "querier": {
-            "store": store(s.lines_processed, s.bytes_processed, s.structured_metadata_bytes, s.post_filter_lines),
+            "store": store(s),
             "querierExecTime": secs
         },
         "ingester": {
             "totalReached": 0, "totalChunksMatched": 0, "totalBatches": 0, "totalLinesSent": 0,
-            "store": store(0, 0, 0, 0)
+            "store": store(&QueryStats::default())
         },
         "cache": Value::Object(cache),
         "index": {
-            "totalChunks": 0, "postFilterChunks": 0, "shardsDuration": 0,
+            "totalChunks": s.chunks_ref, "postFilterChunks": s.chunks_downloaded,
+            "shardsDuration": 0,
             "usedBloomFilters": false, "totalStreams": 0, "chunkRefsLookupTime": 0,
             "bloomFilterTime": 0
         }

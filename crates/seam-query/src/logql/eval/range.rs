@@ -167,6 +167,8 @@ struct RangeCollector<'a, A> {
     failure: Option<QueryError>,
     post_filter: u64,
     md_bytes: u64,
+    /// Whether the samples depend on the line (see [`reads_lines`]).
+    lines: bool,
 }
 
 impl<A: Agg> LogVisitor for RangeCollector<'_, A> {
@@ -228,6 +230,24 @@ impl<A: Agg> LogVisitor for RangeCollector<'_, A> {
     fn wants(&self, min_ns: i64, max_ns: i64) -> bool {
         self.failure.is_none() && self.windows.overlaps(min_ns, max_ns)
     }
+
+    fn needs_lines(&self) -> bool {
+        self.lines
+    }
+}
+
+/// Whether a range aggregation's samples depend on the lines. A count, a rate of lines or an
+/// absence over a bare selector takes only each row's time and labels, so the store can skip the
+/// line column, by far the largest. Any stage may drop, parse or rewrite lines, and the byte
+/// operations and unwraps take their values from the line, so all of those read it.
+/// (Structured metadata is still read: it becomes series labels, and a metadata `__error__`
+/// fails the query even under `by ()`.)
+fn reads_lines(op: RangeOp, range: &LogRange) -> bool {
+    let counts_rows = matches!(
+        op,
+        RangeOp::CountOverTime | RangeOp::Rate | RangeOp::AbsentOverTime
+    );
+    !(counts_rows && range.unwrap.is_none() && range.log.pipeline.is_empty())
 }
 
 /// One range aggregation to evaluate.
@@ -302,6 +322,7 @@ fn run<A: Agg>(
             failure: None,
             post_filter: 0,
             md_bytes: 0,
+            lines: reads_lines(agg.op, range),
         };
         let stats = ctx.store.visit_logs(ctx.tenant, &spec, &mut c)?;
         scan::add_scan_stats(ctx, &stats, c.post_filter, c.md_bytes);

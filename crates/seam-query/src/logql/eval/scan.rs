@@ -123,6 +123,9 @@ pub(super) fn add_scan_stats(ctx: &mut Ctx<'_>, s: &ScanStats, post_filter: u64,
     ctx.stats.bytes_processed += s.bytes_scanned;
     ctx.stats.post_filter_lines += post_filter;
     ctx.stats.structured_metadata_bytes += md_bytes;
+    ctx.stats.compressed_bytes_read += s.bytes_read;
+    ctx.stats.chunks_ref += s.row_groups_read + s.row_groups_pruned;
+    ctx.stats.chunks_downloaded += s.row_groups_read;
 }
 
 /// The structured metadata bytes a row carries (nothing for the empty object).

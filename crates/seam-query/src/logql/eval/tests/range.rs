@@ -123,6 +123,56 @@ fn the_same_answers_come_from_segments() {
     assert_eq!(matrix(&out).len(), 3);
 }
 
+/// `op({env=~".+"} <stages> [30s])`.
+fn over_all(op: RangeOp, stages: Vec<Stage>) -> Expr {
+    Expr::Sample(range_agg(
+        op,
+        sel(vec![m("env", MatchOp::Regex, ".+")], stages),
+        30,
+        0,
+    ))
+}
+
+#[test]
+fn counting_rows_leaves_the_lines_unread() {
+    let f = Fixture::new();
+    f.append(&standard_streams(), &[]);
+    for flushed in [false, true] {
+        if flushed {
+            f.flush();
+        }
+        // (30s, 60s]: a4, a5, a6; b2, b3; c2.
+        let bare = f.run(over_all(RangeOp::CountOverTime, vec![]), at(60));
+        assert_vector(&bare, &[(API_DEV, 1.0), (API_PROD, 3.0), (WEB_PROD, 2.0)]);
+        assert_eq!(bare.stats.lines_processed, 6, "flushed: {flushed}");
+        assert_eq!(bare.stats.bytes_processed, 0, "flushed: {flushed}");
+        // Any stage, even one that keeps every line, makes the scan read the lines; the answer
+        // is the same.
+        let staged = f.run(over_all(RangeOp::CountOverTime, vec![contains("")]), at(60));
+        assert_eq!(vector(&staged), vector(&bare));
+        assert_eq!(staged.stats.lines_processed, 6);
+        assert_eq!(staged.stats.bytes_processed, 18 + 13 + 5);
+
+        let rate = f.run(over_all(RangeOp::Rate, vec![]), at(60));
+        assert_vector(
+            &rate,
+            &[
+                (API_DEV, 1.0 / 30.0),
+                (API_PROD, 0.1),
+                (WEB_PROD, 2.0 / 30.0),
+            ],
+        );
+        assert_eq!(rate.stats.bytes_processed, 0);
+        // The byte operations measure the lines, so they read them.
+        let bytes = f.run(over_all(RangeOp::BytesOverTime, vec![]), at(60));
+        assert_vector(
+            &bytes,
+            &[(API_DEV, 5.0), (API_PROD, 18.0), (WEB_PROD, 13.0)],
+        );
+        assert_eq!(bytes.stats.bytes_processed, 36);
+    }
+}
+
 #[test]
 fn absent_over_time_reports_the_empty_steps() {
     let f = standard();
