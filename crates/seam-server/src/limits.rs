@@ -65,9 +65,15 @@ impl TenantLimits {
         }
     }
 
-    /// The part the LogQL evaluator enforces, with the deadline counted from now.
+    /// The part the LogQL evaluator enforces, with the deadline counted from now (none when
+    /// `query_timeout` is zero).
     pub fn query(&self) -> QueryLimits {
-        self.query_until(std::time::Instant::now().checked_add(self.query_timeout))
+        let deadline = if self.query_timeout.is_zero() {
+            None
+        } else {
+            std::time::Instant::now().checked_add(self.query_timeout)
+        };
+        self.query_until(deadline)
     }
 
     /// The part the LogQL evaluator enforces, giving up at `deadline`.

@@ -22,6 +22,8 @@ limits:
       max_label_names_per_stream: 2
     slow:
       query_timeout: 1ms
+    unbounded:
+      query_timeout: 0
 ";
 
 fn start(dir: &std::path::Path) -> Seam {
@@ -172,11 +174,13 @@ fn a_tiny_query_timeout_answers_504() {
             Some("slow"),
             json!([{"stream": {"job": "bulk"}, "values": values}]),
         );
-        push_json(
-            &s,
-            Some("fast"),
-            json!([{"stream": {"job": "bulk"}, "values": values}]),
-        );
+        for tenant in ["fast", "unbounded"] {
+            push_json(
+                &s,
+                Some(tenant),
+                json!([{"stream": {"job": "bulk"}, "values": values}]),
+            );
+        }
     }
     let p = [(
         "query",
@@ -195,9 +199,12 @@ fn a_tiny_query_timeout_answers_504() {
     assert_eq!((code, body.as_str()), (504, Some(want)));
 
     // The default one-minute timeout lets the same query through for another tenant.
-    let (code, body) = get(&s, "/loki/api/v1/query", &p, &[("X-Scope-OrgID", "fast")]);
-    assert_eq!(code, 200, "{body}");
-    assert_eq!(body["data"]["result"][0]["value"][1], "50000", "{body}");
+    // And a zero timeout turns the limit off.
+    for tenant in ["fast", "unbounded"] {
+        let (code, body) = get(&s, "/loki/api/v1/query", &p, &[("X-Scope-OrgID", tenant)]);
+        assert_eq!(code, 200, "{tenant}: {body}");
+        assert_eq!(body["data"]["result"][0]["value"][1], "50000", "{body}");
+    }
 }
 
 #[test]

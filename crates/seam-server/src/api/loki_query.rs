@@ -114,6 +114,12 @@ pub(super) async fn with_deadline<T: Send + 'static>(
     timeout: Duration,
     work: impl FnOnce(Deadline) -> Result<T, Response> + Send + 'static,
 ) -> Result<T, Response> {
+    // A zero timeout turns the limit off, as zero does for the other limits.
+    if timeout.is_zero() {
+        return tokio::task::spawn_blocking(move || work(None))
+            .await
+            .expect("query task panicked");
+    }
     let deadline = Instant::now().checked_add(timeout);
     let task = tokio::task::spawn_blocking(move || work(deadline));
     match tokio::time::timeout(timeout, task).await {
