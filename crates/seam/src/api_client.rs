@@ -10,7 +10,14 @@ use serde_json::Value;
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
     /// Base URL of Seam's query API.
-    #[arg(long, env = "SEAM_ADDR", default_value = "http://127.0.0.1:3100")]
+    // `--api` is what `seam trace` and `seam correlate` took before they shared these arguments;
+    // the hidden alias keeps scripts written against them working.
+    #[arg(
+        long,
+        alias = "api",
+        env = "SEAM_ADDR",
+        default_value = "http://127.0.0.1:3100"
+    )]
     pub addr: String,
     /// Tenant (sent as X-Scope-OrgID).
     #[arg(long, env = "SEAM_TENANT")]
@@ -44,15 +51,14 @@ async fn get(
     Ok(Answer { url, status, text })
 }
 
-/// GETs `path` (with `query`) from the API at `api` and parses the JSON answer. A 404 is
-/// `Ok(None)`, so callers can say what was not found.
+/// GETs `path` (with `query`) from the server and parses the JSON answer. A 404 is `Ok(None)`,
+/// so callers can say what was not found.
 pub async fn get_json(
-    api: &str,
+    server: &ServerArgs,
     path: &str,
     query: &[(&str, String)],
-    tenant: Option<&str>,
 ) -> anyhow::Result<Option<Value>> {
-    let a = get(api, path, query, tenant).await?;
+    let a = get(&server.addr, path, query, server.tenant.as_deref()).await?;
     if a.status.as_u16() == 404 {
         return Ok(None);
     }

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 
-use crate::api_client::get_json;
+use crate::api_client::{get_json, ServerArgs};
 use clap::Args;
 use serde_json::Value;
 
@@ -16,12 +16,9 @@ pub struct CorrelateArgs {
     /// The key's value.
     #[arg(long)]
     pub value: String,
-    /// Base URL of Seam's query API.
-    #[arg(long, default_value = "http://127.0.0.1:3100")]
-    pub api: String,
-    /// Tenant (X-Scope-OrgID).
-    #[arg(long)]
-    pub tenant: Option<String>,
+    /// Where Seam answers and as which tenant to ask.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// How far back to look, in hours.
     #[arg(long, default_value_t = 24.0)]
     pub since_hours: f64,
@@ -103,14 +100,9 @@ pub async fn run(args: CorrelateArgs) -> anyhow::Result<()> {
         ("start", start.to_string()),
         ("end", end.to_string()),
     ];
-    let v = get_json(
-        &args.api,
-        "/api/seam/correlations",
-        &query,
-        args.tenant.as_deref(),
-    )
-    .await?
-    .context("this Seam has no /api/seam/correlations")?;
+    let v = get_json(&args.server, "/api/seam/correlations", &query)
+        .await?
+        .context("this Seam has no /api/seam/correlations")?;
     if args.json {
         println!("{v}");
     } else {

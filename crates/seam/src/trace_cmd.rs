@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use anyhow::bail;
 
-use crate::api_client::get_json;
+use crate::api_client::{get_json, ServerArgs};
 use base64::Engine;
 use clap::Args;
 use serde_json::Value;
@@ -14,12 +14,9 @@ use serde_json::Value;
 pub struct TraceArgs {
     /// Trace id (hex).
     pub id: String,
-    /// Base URL of Seam's query API.
-    #[arg(long, default_value = "http://127.0.0.1:3100")]
-    pub api: String,
-    /// Tenant (X-Scope-OrgID).
-    #[arg(long)]
-    pub tenant: Option<String>,
+    /// Where Seam answers and as which tenant to ask.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Show the trace as stored, without stitching other traces in.
     #[arg(long)]
     pub raw: bool,
@@ -172,13 +169,7 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    let Some(body) = get_json(
-        &args.api,
-        &format!("/api/traces/{}", args.id),
-        &query,
-        args.tenant.as_deref(),
-    )
-    .await?
+    let Some(body) = get_json(&args.server, &format!("/api/traces/{}", args.id), &query).await?
     else {
         bail!("trace {} not found", args.id);
     };

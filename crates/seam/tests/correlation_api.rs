@@ -24,7 +24,9 @@ fn lookup(s: &Seam, value: &str) -> Value {
 /// line mentioning the circuit.
 fn send_flow(s: &Seam, circuit: &str, beorn: [u8; 16], mdso: [u8; 16]) {
     let http = client();
-    let t0 = now_ns();
+    // A second in the past: lookups end at "now", and a log line stamped after the moment of the
+    // first lookup (the bridge can be listed within milliseconds) would not be counted yet.
+    let t0 = now_ns() - 1_000_000_000;
     let mut call = span(
         &beorn,
         &[1; 8],
@@ -51,12 +53,17 @@ fn send_flow(s: &Seam, circuit: &str, beorn: [u8; 16], mdso: [u8; 16]) {
         .unwrap();
         assert_eq!(r.status(), 200);
     }
+    send_mdso_log(s, t0 + 60_000_000, circuit);
+}
+
+/// Sends one MDSO log line at `t_ns` mentioning `circuit`.
+fn send_mdso_log(s: &Seam, t_ns: u64, circuit: &str) {
     let line = format!("scriptplan=CircuitDetailsCollector circuit_id={circuit} state=running");
     let r = send(
-        &http,
+        &client(),
         &s.otlp_http,
         "logs",
-        logs(service("mdso"), vec![log_line(t0 + 60_000_000, &line)]).encode_to_vec(),
+        logs(service("mdso"), vec![log_line(t_ns, &line)]).encode_to_vec(),
     )
     .unwrap();
     assert_eq!(r.status(), 200);
@@ -68,6 +75,9 @@ fn correlations_api_lists_traces_bridges_and_logs_before_and_after_restart() {
     let mut s = Seam::start(dir.path(), &[]);
     let (beorn, mdso) = ([0xb1; 16], [0xd2; 16]);
     send_flow(&s, "c-api-1", beorn, mdso);
+    // A value long enough for the segments' token filters to prune on (see the end).
+    let long = "c-api-long-0123456789abcdef";
+    send_mdso_log(&s, now_ns() - 1_000_000_000, long);
     let answer = eventually(Duration::from_secs(10), || {
         let v = lookup(&s, "c-api-1");
         (v["bridges"].as_array().map(Vec::len) == Some(1)).then_some(v)
@@ -101,9 +111,11 @@ fn correlations_api_lists_traces_bridges_and_logs_before_and_after_restart() {
             "circuit_id",
             "--value",
             "c-api-1",
-            "--api",
+            "--addr",
             &s.api,
         ])
+        // The commands read the tenant from the environment; the data is in the default tenant.
+        .env_remove("SEAM_TENANT")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -116,8 +128,10 @@ fn correlations_api_lists_traces_bridges_and_logs_before_and_after_restart() {
     );
     assert!(text.contains("log lines mentioning it: 1"), "{text}");
 
+    // `--api` is the hidden alias of `--addr` that older scripts use.
     let out = std::process::Command::new(common::seam_bin())
         .args(["trace", &common::codec::hex(&mdso), "--api", &s.api])
+        .env_remove("SEAM_TENANT")
         .output()
         .unwrap();
     let tree = String::from_utf8_lossy(&out.stdout);
@@ -136,4 +150,11 @@ fn correlations_api_lists_traces_bridges_and_logs_before_and_after_restart() {
         answer,
         "the same answer from the catalog"
     );
+    // Counting lines asks the token filters to skip row groups that cannot mention the value:
+    // a line still counts when the value is only part of one of its words, and only then.
+    let count = |v: &str| lookup(&s, v)["log_lines"].clone();
+    assert_eq!(count(long), 1);
+    assert_eq!(count(&long[2..long.len() - 1]), 1, "a piece of a word");
+    assert_eq!(count(&format!("{long}0")), 0, "a longer word");
+    assert_eq!(count("c-api-long-0123456789abcdeg"), 0);
 }

@@ -44,3 +44,23 @@ fn version_and_help() {
         );
     }
 }
+
+/// Every command that reads from a running Seam names it the same way; `--api`, which `trace` and
+/// `correlate` once took, still works but is no longer advertised.
+#[test]
+fn read_commands_share_the_server_options() {
+    for cmd in ["query", "tail", "labels", "trace", "correlate"] {
+        let out = std::process::Command::new(common::seam_bin())
+            .args([cmd, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{cmd}: {help}");
+        assert!(
+            help.contains("--addr <ADDR>") && help.contains("[env: SEAM_ADDR"),
+            "{cmd}: {help}"
+        );
+        assert!(help.contains("--tenant <TENANT>"), "{cmd}: {help}");
+        assert!(!help.contains("--api"), "{cmd}: {help}");
+    }
+}

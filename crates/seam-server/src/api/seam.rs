@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use seam_model::{Signal, TraceId};
-use seam_store::Direction;
+use seam_store::{Direction, LogScan};
 use serde_json::json;
 
 use super::{blocking, param, store_or_503, tenant, text_error, Params};
@@ -100,15 +100,18 @@ async fn correlations(
                 .map(|(id, _)| id)
                 .collect();
             let needle = memchr::memmem::Finder::new(value.as_bytes());
-            let lines = store.scan_logs(
-                &tenant,
-                &streams,
-                start,
-                end,
-                &|l| needle.find(l.as_bytes()).is_some(),
-                Direction::Backward,
-                MAX_COUNTED_LINES,
-            )?;
+            let keep = |l: &str| needle.find(l.as_bytes()).is_some();
+            // Every kept line contains the value, so naming it as required lets the token
+            // filters skip row groups that cannot mention it without changing the count.
+            let scan = LogScan {
+                stream_ids: &streams,
+                start_ns: start,
+                end_ns: end,
+                required_substrings: vec![value.as_bytes().to_vec()],
+                keep_line: &keep,
+                direction: Direction::Backward,
+            };
+            let lines = store.top_logs(&tenant, &scan, MAX_COUNTED_LINES)?;
             let mut ordered: Vec<_> = segments.into_iter().collect();
             ordered.sort_by_key(|(id, (_, s, _))| (*s, *id));
             Ok(json!({
