@@ -162,6 +162,9 @@ struct RangeCollector<'a, A> {
     grouping: Option<&'a Grouping>,
     series_limit: Option<usize>,
     index: HashMap<Labels, usize>,
+    /// Series per stream for entries whose labels are the stream's own (no structured
+    /// metadata, line filters only): most count/rate queries skip building labels per entry.
+    by_stream: HashMap<u64, usize>,
     series: Vec<SeriesAcc<A>>,
     deadline: Deadline,
     failure: Option<QueryError>,
@@ -183,10 +186,21 @@ impl<A: Agg> LogVisitor for RangeCollector<'_, A> {
         let Some(seg) = self.windows.segment(row.timestamp_ns) else {
             return;
         };
+        let md_bytes = scan::metadata_bytes(row.structured_metadata);
+        let stream_only = md_bytes == 0 && self.extractor.labels_are_stream_labels();
+        if stream_only {
+            if let Some(&i) = self.by_stream.get(&row.stream_id) {
+                if let Some(v) = self.extractor.stream_only_value(row.line) {
+                    self.post_filter += 1;
+                    self.series[i].add(seg, row.timestamp_ns, v);
+                }
+                return;
+            }
+        }
         let Some(stream) = scan::stream_labels(self.streams, row.stream_id) else {
             return;
         };
-        self.md_bytes += scan::metadata_bytes(row.structured_metadata);
+        self.md_bytes += md_bytes;
         let md = scan::parse_metadata(row.structured_metadata);
         let Some((labels, v)) = self
             .extractor
@@ -224,6 +238,9 @@ impl<A: Agg> LogVisitor for RangeCollector<'_, A> {
                 self.series.len() - 1
             }
         };
+        if stream_only {
+            self.by_stream.insert(row.stream_id, i);
+        }
         self.series[i].add(seg, row.timestamp_ns, v);
     }
 
@@ -317,6 +334,7 @@ fn run<A: Agg>(
             grouping: agg.grouping,
             series_limit: agg.series_limit,
             index: HashMap::new(),
+            by_stream: HashMap::new(),
             series: Vec::new(),
             deadline: Deadline::new(ctx.limits.deadline),
             failure: None,

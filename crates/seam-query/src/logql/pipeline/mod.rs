@@ -334,6 +334,23 @@ impl SampleExtractor {
         self.extract_slow(timestamp_ns, line, stream, structured_metadata)
     }
 
+    /// Whether, for an entry without structured metadata, the sample's labels are the stream's
+    /// own (a pipeline of line filters only, and no unwrap), so a caller may look its series up
+    /// once per stream instead of building labels per entry.
+    pub fn labels_are_stream_labels(&self) -> bool {
+        self.pipeline.only_line_filters && !matches!(self.value, SampleValue::Unwrap { .. })
+    }
+
+    /// The value of such an entry (see [`SampleExtractor::labels_are_stream_labels`]); `None`
+    /// when a line filter drops it.
+    pub fn stream_only_value(&self, line: &str) -> Option<f64> {
+        let v = match self.value {
+            SampleValue::Bytes => line.len() as f64,
+            _ => 1.0,
+        };
+        self.pipeline.line_filters_keep(line).then_some(v)
+    }
+
     fn extract_slow(
         &self,
         timestamp_ns: i64,
