@@ -76,7 +76,12 @@ impl PromConverter {
 
     /// How many delta series have running totals.
     pub fn tracked_series(&self) -> usize {
-        self.delta.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.delta().len()
+    }
+
+    /// The delta state, locked; a panic while it was held left it consistent enough to go on.
+    fn delta(&self) -> std::sync::MutexGuard<'_, DeltaState> {
+        self.delta.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Converts one request. Never panics on odd input.
@@ -244,9 +249,7 @@ impl PromConverter {
             return;
         } else if is_delta {
             match self
-                .delta
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .delta()
                 .add_sum(cx.tenant, &labels, p.time_unix_nano, value)
             {
                 Ok(total) => total,
@@ -287,9 +290,7 @@ impl PromConverter {
         if is_delta && !stale {
             let key = cx.labels(&p.attributes, name, None);
             match self
-                .delta
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .delta()
                 .add_histogram(cx.tenant, &key, p.time_unix_nano, totals)
             {
                 Ok(t) => totals = t,

@@ -6,6 +6,7 @@ use seam_model::otlp::trace::v1::Span;
 use seam_model::otlp_json::*;
 use serde_json::{json, Value};
 
+/// The bytes of `tests/fixtures/otlp-json/<name>`.
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = format!(
         "{}/tests/fixtures/otlp-json/{name}",
@@ -14,6 +15,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The value of attribute `key`; panics when it is missing.
 pub fn attr<'a>(kvs: &'a [KeyValue], key: &str) -> &'a V {
     kvs.iter()
         .find(|kv| kv.key == key)
@@ -22,10 +24,12 @@ pub fn attr<'a>(kvs: &'a [KeyValue], key: &str) -> &'a V {
         .unwrap_or_else(|| panic!("no attribute {key}"))
 }
 
+/// A string attribute value.
 pub fn s(v: &str) -> V {
     V::StringValue(v.into())
 }
 
+/// Bytes from hex.
 pub fn hex(s: &str) -> Vec<u8> {
     ::hex::decode(s).unwrap()
 }
