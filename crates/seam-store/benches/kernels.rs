@@ -72,7 +72,7 @@ fn kernels(c: &mut Criterion) {
 /// Trace by id from one segment of 100K spans (10K traces): what a trace lookup decodes.
 fn trace_lookup(c: &mut Criterion) {
     let rs = spans();
-    // Ten copies of the 100 traces with distinct ids: 100 batches of 1,000 spans.
+    // A hundred copies of the 100 traces with distinct ids: 100 batches of 1,000 spans.
     let batches: Vec<_> = (0..100u32)
         .map(|copy| {
             let mut r = rs.clone();

@@ -86,12 +86,22 @@ impl HeadPart {
 
     /// Chunks that may hold rows of the sorted `ids` within `[start_ns, end_ns]`.
     pub fn chunks_for_series(&self, ids: &[u64], start_ns: i64, end_ns: i64) -> Vec<RecordBatch> {
-        self.chunks
-            .iter()
-            .filter(|c| c.summary.max_time_ns >= start_ns && c.summary.min_time_ns <= end_ns)
-            .filter(|c| intersects(&c.series_ids, ids))
+        self.series_chunks(ids, start_ns, end_ns)
             .map(|c| c.batch.clone())
             .collect()
+    }
+
+    /// The chunks [`HeadPart::chunks_for_series`] returns the rows of, with their summaries.
+    pub fn series_chunks<'a>(
+        &'a self,
+        ids: &'a [u64],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> impl Iterator<Item = &'a HeadChunk> + 'a {
+        self.chunks
+            .iter()
+            .filter(move |c| c.summary.max_time_ns >= start_ns && c.summary.min_time_ns <= end_ns)
+            .filter(move |c| intersects(&c.series_ids, ids))
     }
 }
 

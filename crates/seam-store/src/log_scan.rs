@@ -19,8 +19,8 @@ use seam_model::{Signal, Tenant};
 
 use crate::line_scan::{matching_rows, LineTest};
 use crate::read::{overlapping, Direction};
-use crate::schema::log_col;
-use crate::segment_read::{series_mask, series_predicate, GroupPlan, SegmentFile};
+use crate::schema::{log_col, RowsSummary};
+use crate::segment_read::{series_mask, GroupPlan, SegmentFile};
 use crate::store::Store;
 use crate::token_filter::Probe;
 use crate::StoreError;
@@ -199,14 +199,14 @@ impl Ctx<'_> {
                     return Ok(Done { batches, stats });
                 }
                 stats.row_groups_read += 1;
-                let filter_cols = [log_col::STREAM_ID, log_col::TIMESTAMP];
-                let filter = (!plan.covered).then(|| {
-                    (
-                        &filter_cols[..],
-                        series_predicate(self.ids.clone(), self.start, self.end),
-                    )
-                });
-                for b in seg.decode(plan.index, &self.layout.columns, filter)? {
+                for b in seg.decode_series(
+                    Signal::Logs,
+                    &plan,
+                    &self.layout.columns,
+                    &self.ids,
+                    self.start,
+                    self.end,
+                )? {
                     self.test_rows(b, None, &mut batches, &mut stats);
                 }
             }
@@ -254,7 +254,9 @@ impl Store {
             return Ok(stats);
         }
         let (head, segs) = self.snapshot(tenant, Signal::Logs, |p| {
-            p.chunks_for_series(scan.stream_ids, scan.start_ns, scan.end_ns)
+            p.series_chunks(scan.stream_ids, scan.start_ns, scan.end_ns)
+                .map(|c| (c.batch.clone(), c.summary.clone()))
+                .collect()
         });
         let mut units = head_units(head);
         let mut files = Vec::new();
@@ -310,20 +312,14 @@ impl Store {
 }
 
 /// Groups consecutive head chunks into units of about [`HEAD_UNIT_ROWS`] rows, each with the
-/// time range of its rows.
-fn head_units(head: Vec<RecordBatch>) -> Vec<Unit> {
+/// time range of its rows (from the chunks' summaries).
+fn head_units(head: Vec<(RecordBatch, RowsSummary)>) -> Vec<Unit> {
     let mut units = Vec::new();
     let mut chunks: Vec<RecordBatch> = Vec::new();
     let (mut rows, mut lo, mut hi) = (0usize, i64::MAX, i64::MIN);
-    for b in head {
-        for t in b
-            .column(log_col::TIMESTAMP)
-            .as_primitive::<Int64Type>()
-            .values()
-        {
-            lo = lo.min(*t);
-            hi = hi.max(*t);
-        }
+    for (b, summary) in head {
+        lo = lo.min(summary.min_time_ns);
+        hi = hi.max(summary.max_time_ns);
         rows += b.num_rows();
         chunks.push(b);
         if rows >= HEAD_UNIT_ROWS {

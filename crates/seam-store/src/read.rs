@@ -62,14 +62,14 @@ impl Ord for LogRow {
 impl Store {
     /// Head batches (from `pick`) and the committed segments of one tenant and signal, taken
     /// together under one lock so no row is missed or seen twice across a flush.
-    pub(crate) fn snapshot(
+    pub(crate) fn snapshot<T>(
         &self,
         tenant: &Tenant,
         signal: Signal,
-        pick: impl Fn(&HeadPart) -> Vec<RecordBatch>,
-    ) -> (Vec<RecordBatch>, HashMap<i64, SegmentMeta>) {
+        pick: impl Fn(&HeadPart) -> Vec<T>,
+    ) -> (Vec<T>, HashMap<i64, SegmentMeta>) {
         let st = self.inner.state.read();
-        let batches: Vec<RecordBatch> = heads(&st, tenant, signal).flat_map(&pick).collect();
+        let batches: Vec<T> = heads(&st, tenant, signal).flat_map(&pick).collect();
         let segs = st
             .segments
             .iter()
@@ -304,8 +304,8 @@ impl Store {
             start: start_ms,
             end: end_ms,
         };
+        // Segment reads return only the selected rows; head chunks are filtered here.
         let mut visit = |b: &RecordBatch| {
-            let b = segment::filter_rows(b, Signal::Metrics, &sel);
             let ids = b.column(sample_col::SERIES_ID).as_primitive::<UInt64Type>();
             let ts = b.column(sample_col::TIMESTAMP).as_primitive::<Int64Type>();
             let vals = b.column(sample_col::VALUE).as_primitive::<Float64Type>();
@@ -327,7 +327,7 @@ impl Store {
         }
         // Head rows are newer writes, so they are visited last and win a timestamp tie.
         for b in &head {
-            visit(b);
+            visit(&segment::filter_rows(b, Signal::Metrics, &sel));
         }
         for v in out.values_mut() {
             v.sort_by_key(|s| s.timestamp_ms);

@@ -124,6 +124,16 @@ pub fn schema(signal: Signal) -> SchemaRef {
     .clone()
 }
 
+/// A signal's key column (trace, stream or series id) and time column: the order its segments
+/// are sorted in, and what a read selects rows by.
+pub fn key_time_cols(signal: Signal) -> (usize, usize) {
+    match signal {
+        Signal::Traces => (span_col::TRACE_ID, span_col::START),
+        Signal::Logs => (log_col::STREAM_ID, log_col::TIMESTAMP),
+        Signal::Metrics => (sample_col::SERIES_ID, sample_col::TIMESTAMP),
+    }
+}
+
 /// Events of one span, as stored in `events_proto`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StoredEvents {

@@ -20,6 +20,7 @@ use crate::token_filter::{self, FilterBuilder};
 use crate::StoreError;
 
 pub use crate::segment_read::{read, RowSelection};
+use crate::segment_read::{series_mask, trace_mask};
 
 /// Rows per row group: small enough that a trace or stream lookup decodes little, large enough
 /// that zstd and dictionaries work well.
@@ -97,12 +98,13 @@ struct SortKey {
 /// Sort keys of every row, sorted for the signal's access path: spans by trace id then start;
 /// logs by stream then time; samples by series then time.
 fn sorted_keys(signal: Signal, batches: &[RecordBatch]) -> Vec<SortKey> {
+    let (id_col, t_col) = schema::key_time_cols(signal);
     let mut keys = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for (bi, b) in batches.iter().enumerate() {
+        let t = b.column(t_col).as_primitive::<Int64Type>();
         match signal {
             Signal::Traces => {
-                let ids = b.column(span_col::TRACE_ID).as_fixed_size_binary();
-                let t = b.column(span_col::START).as_primitive::<Int64Type>();
+                let ids = b.column(id_col).as_fixed_size_binary();
                 for r in 0..b.num_rows() {
                     let key = <[u8; 16]>::try_from(ids.value(r)).expect("16-byte column");
                     keys.push(SortKey {
@@ -114,13 +116,7 @@ fn sorted_keys(signal: Signal, batches: &[RecordBatch]) -> Vec<SortKey> {
                 }
             }
             Signal::Logs | Signal::Metrics => {
-                let (id_col, t_col) = if signal == Signal::Logs {
-                    (log_col::STREAM_ID, log_col::TIMESTAMP)
-                } else {
-                    (sample_col::SERIES_ID, sample_col::TIMESTAMP)
-                };
                 let ids = b.column(id_col).as_primitive::<UInt64Type>();
-                let t = b.column(t_col).as_primitive::<Int64Type>();
                 for r in 0..b.num_rows() {
                     let mut key = [0u8; 16];
                     key[..8].copy_from_slice(&ids.value(r).to_be_bytes());
@@ -192,10 +188,9 @@ pub fn write(
     let mut line_filters: Vec<String> = Vec::new();
     let mut filter = FilterBuilder::new();
     let mut series: Vec<SeriesEntry> = Vec::new();
-    let scale = if signal == Signal::Metrics {
-        1_000_000
-    } else {
-        1
+    let (scale, labels_col) = match signal {
+        Signal::Metrics => (1_000_000, sample_col::LABELS),
+        _ => (1, log_col::LABELS),
     };
     for chunk in keys.chunks(ROW_GROUP_ROWS) {
         let idx: Vec<(usize, usize)> = chunk
@@ -234,12 +229,8 @@ pub fn write(
                     match series.last_mut() {
                         Some(last) if last.id == id => last.max_time_ns = last.max_time_ns.max(t),
                         _ => {
-                            let col = if signal == Signal::Logs {
-                                log_col::LABELS
-                            } else {
-                                sample_col::LABELS
-                            };
-                            let labels = parse_labels(rb.column(col).as_string::<i32>().value(i));
+                            let labels =
+                                parse_labels(rb.column(labels_col).as_string::<i32>().value(i));
                             series.push(SeriesEntry {
                                 id,
                                 labels,
@@ -338,24 +329,17 @@ pub fn parse_labels(s: &str) -> Labels {
 pub fn filter_rows(batch: &RecordBatch, signal: Signal, sel: &RowSelection<'_>) -> RecordBatch {
     let mask: BooleanArray = match sel {
         RowSelection::Trace(id) => {
-            let ids = batch.column(span_col::TRACE_ID).as_fixed_size_binary();
-            (0..batch.num_rows())
-                .map(|i| Some(ids.value(i) == &id.0[..]))
-                .collect()
+            trace_mask(batch.column(span_col::TRACE_ID).as_fixed_size_binary(), id)
         }
         RowSelection::Series { ids, start, end } => {
-            let (id_col, t_col) = match signal {
-                Signal::Logs => (log_col::STREAM_ID, log_col::TIMESTAMP),
-                _ => (sample_col::SERIES_ID, sample_col::TIMESTAMP),
-            };
-            let sid = batch.column(id_col).as_primitive::<UInt64Type>();
-            let ts = batch.column(t_col).as_primitive::<Int64Type>();
-            (0..batch.num_rows())
-                .map(|i| {
-                    let t = ts.value(i);
-                    Some(t >= *start && t <= *end && ids.binary_search(&sid.value(i)).is_ok())
-                })
-                .collect()
+            let (id_col, t_col) = schema::key_time_cols(signal);
+            series_mask(
+                batch.column(id_col).as_primitive::<UInt64Type>().values(),
+                batch.column(t_col).as_primitive::<Int64Type>().values(),
+                ids,
+                *start,
+                *end,
+            )
         }
     };
     if mask.true_count() == batch.num_rows() {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, FixedSizeBinaryArray, RecordBatch};
 use arrow::datatypes::{Int64Type, UInt64Type};
 use arrow::error::ArrowError;
 use bytes::Bytes;
@@ -26,7 +26,7 @@ use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 use seam_model::{Signal, TraceId};
 
-use crate::schema::{log_col, sample_col, span_col};
+use crate::schema::{self, span_col};
 use crate::token_filter::{self, Probe};
 use crate::StoreError;
 
@@ -55,8 +55,6 @@ struct Footer {
     line_filters: Vec<(u64, u64)>,
     /// The file's length and mtime when parsed.
     stamp: (u64, Option<SystemTime>),
-    /// Bytes read to parse it.
-    read: u64,
 }
 
 fn cache() -> &'static Mutex<HashMap<PathBuf, Arc<Footer>>> {
@@ -66,7 +64,7 @@ fn cache() -> &'static Mutex<HashMap<PathBuf, Arc<Footer>>> {
 
 /// A file read through positional reads (so threads can share it) that counts the bytes read.
 #[derive(Clone)]
-pub struct CountingFile {
+struct CountingFile {
     file: Arc<File>,
     len: u64,
     read: Arc<AtomicU64>,
@@ -87,7 +85,7 @@ impl Length for CountingFile {
 }
 
 /// A reader at a position of a [`CountingFile`].
-pub struct PosReader {
+struct PosReader {
     src: CountingFile,
     pos: u64,
 }
@@ -205,19 +203,17 @@ impl SegmentFile {
                     ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
                 let arrow = ArrowReaderMetadata::load(&src, opts).map_err(|e| io_err(path, e))?;
                 let line_filters = parse_line_filters(&arrow);
+                // The bytes read to parse it stay on this handle's count.
                 let f = Arc::new(Footer {
                     arrow,
                     line_filters,
                     stamp,
-                    read: src.read.swap(0, Ordering::Relaxed),
                 });
                 let mut c = cache().lock();
                 if c.len() >= CACHE_ENTRIES {
                     c.clear();
                 }
                 c.insert(path.to_path_buf(), f.clone());
-                // The parse is charged to this open.
-                src.read.fetch_add(f.read, Ordering::Relaxed);
                 f
             }
         };
@@ -274,12 +270,10 @@ impl SegmentFile {
         start: i64,
         end: i64,
     ) -> Result<Vec<GroupPlan>, StoreError> {
-        let (id_name, t_name) = match signal {
-            Signal::Logs => ("stream_id", "timestamp_ns"),
-            _ => ("series_id", "timestamp_ms"),
-        };
-        let (id_min, id_max) = self.stats(id_name)?;
-        let (t_min, t_max) = self.stats(t_name)?;
+        let (id_col, t_col) = schema::key_time_cols(signal);
+        let fields = schema::schema(signal);
+        let (id_min, id_max) = self.stats(fields.field(id_col).name())?;
+        let (t_min, t_max) = self.stats(fields.field(t_col).name())?;
         let (id_min, id_max) = (
             id_min.as_primitive::<UInt64Type>(),
             id_max.as_primitive::<UInt64Type>(),
@@ -324,20 +318,13 @@ impl SegmentFile {
         let Some(&(offset, len)) = self.footer.line_filters.get(index) else {
             return Ok(true);
         };
-        let words = (len / 8) as usize;
-        if words == 0 || probe.is_empty() {
-            return Ok(true);
-        }
-        let mut buf = [0u8; 8];
-        for (w, mask) in probe.plan(words) {
+        probe.may_match_words((len / 8) as usize, |w| {
+            let mut buf = [0u8; 8];
             self.src
                 .read_at(offset + w as u64 * 8, &mut buf)
                 .map_err(|e| io_err(&self.path, e))?;
-            if u64::from_le_bytes(buf) & mask != mask {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+            Ok(u64::from_le_bytes(buf))
+        })
     }
 
     /// Whether row group `index` may hold spans of `trace_id`, by its statistics and bloom filter.
@@ -392,18 +379,36 @@ impl SegmentFile {
         Some(Rows::from_consecutive_ranges(ranges, rows))
     }
 
-    /// Decodes row group `index`: the `columns` (root indices, in schema order), and only the rows
-    /// `filter` keeps (its arrays are the `filter_columns`, in schema order) among those `rows`
-    /// selects. Pages holding no kept row are not decoded.
-    pub fn decode(
+    /// Decodes the `columns` (root indices, in schema order) of the rows of a planned row group
+    /// (from [`SegmentFile::plan_series`]) of the sorted `ids` within `[start, end]` (in the time
+    /// column's unit). A covered group is decoded whole; otherwise pages holding no wanted row
+    /// are not decoded.
+    pub fn decode_series(
         &self,
-        index: usize,
+        signal: Signal,
+        plan: &GroupPlan,
         columns: &[usize],
-        filter: Option<(&[usize], RowPredicate)>,
+        ids: &Arc<[u64]>,
+        start: i64,
+        end: i64,
     ) -> Result<Vec<RecordBatch>, StoreError> {
-        self.decode_rows(index, columns, None, filter)
+        let (id_col, t_col) = schema::key_time_cols(signal);
+        let filter_cols = [id_col, t_col];
+        let filter = (!plan.covered).then(|| {
+            let ids = ids.clone();
+            let pred: RowPredicate = Box::new(move |b: RecordBatch| {
+                let sid = b.column(0).as_primitive::<UInt64Type>();
+                let ts = b.column(1).as_primitive::<Int64Type>();
+                Ok(series_mask(sid.values(), ts.values(), &ids, start, end))
+            });
+            (&filter_cols[..], pred)
+        });
+        self.decode_rows(plan.index, columns, None, filter)
     }
 
+    /// Decodes row group `index`: the `columns` (root indices, in schema order), and only the rows
+    /// `filter` keeps (its arrays are the filter columns, in schema order) among those `rows`
+    /// selects. Pages holding no kept row are not decoded.
     fn decode_rows(
         &self,
         index: usize,
@@ -444,17 +449,14 @@ impl SegmentFile {
 }
 
 /// A row test run by the Parquet reader on the filter columns.
-pub type RowPredicate =
+type RowPredicate =
     Box<dyn FnMut(RecordBatch) -> Result<BooleanArray, ArrowError> + Send + 'static>;
 
-/// A predicate keeping rows whose id (column 0) is in the sorted `ids` and whose time (column 1)
-/// is within `[start, end]`.
-pub fn series_predicate(ids: Arc<[u64]>, start: i64, end: i64) -> RowPredicate {
-    Box::new(move |b: RecordBatch| {
-        let sid = b.column(0).as_primitive::<UInt64Type>();
-        let ts = b.column(1).as_primitive::<Int64Type>();
-        Ok(series_mask(sid.values(), ts.values(), &ids, start, end))
-    })
+/// The rows whose trace id is `trace_id`.
+pub fn trace_mask(ids: &FixedSizeBinaryArray, trace_id: &TraceId) -> BooleanArray {
+    (0..ids.len())
+        .map(|i| Some(ids.value(i) == &trace_id.0[..]))
+        .collect()
 }
 
 /// The rows whose id is in the sorted `ids` and whose time is within `[start, end]`.
@@ -494,19 +496,16 @@ pub fn read(
 impl SegmentFile {
     /// Every column of the spans of `trace_id` in this (span) segment.
     pub fn read_trace(&self, trace_id: &TraceId) -> Result<Vec<RecordBatch>, StoreError> {
-        let all: Vec<usize> = (0..crate::schema::schema(Signal::Traces).fields().len()).collect();
+        let all: Vec<usize> = (0..schema::schema(Signal::Traces).fields().len()).collect();
         let bounds = self.stats("trace_id")?;
         let mut out = Vec::new();
         for g in 0..self.row_groups() {
             if !self.may_hold_trace(g, trace_id, &bounds)? {
                 continue;
             }
-            let want = trace_id.0;
+            let want = *trace_id;
             let pred: RowPredicate = Box::new(move |b: RecordBatch| {
-                let ids = b.column(0).as_fixed_size_binary();
-                Ok((0..b.num_rows())
-                    .map(|i| Some(ids.value(i) == &want[..]))
-                    .collect())
+                Ok(trace_mask(b.column(0).as_fixed_size_binary(), &want))
             });
             let pages = self.trace_pages(g, trace_id);
             out.extend(self.decode_rows(g, &all, pages, Some((&[span_col::TRACE_ID], pred)))?);
@@ -523,21 +522,11 @@ impl SegmentFile {
         start: i64,
         end: i64,
     ) -> Result<Vec<RecordBatch>, StoreError> {
-        let all: Vec<usize> = (0..crate::schema::schema(signal).fields().len()).collect();
-        let filter_cols = match signal {
-            Signal::Logs => [log_col::STREAM_ID, log_col::TIMESTAMP],
-            _ => [sample_col::SERIES_ID, sample_col::TIMESTAMP],
-        };
+        let all: Vec<usize> = (0..schema::schema(signal).fields().len()).collect();
         let shared: Arc<[u64]> = Arc::from(ids);
         let mut out = Vec::new();
         for plan in self.plan_series(signal, ids, start, end)? {
-            let filter = (!plan.covered).then(|| {
-                (
-                    &filter_cols[..],
-                    series_predicate(shared.clone(), start, end),
-                )
-            });
-            out.extend(self.decode(plan.index, &all, filter)?);
+            out.extend(self.decode_series(signal, &plan, &all, &shared, start, end)?);
         }
         Ok(out)
     }

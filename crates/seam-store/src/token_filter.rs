@@ -172,7 +172,7 @@ impl Probe {
 
     /// The words to read from a filter of `words` words and the bits each must have, sorted by
     /// word and merged, so a caller reads each word once.
-    pub fn plan(&self, words: usize) -> Vec<(usize, u64)> {
+    fn plan(&self, words: usize) -> Vec<(usize, u64)> {
         let mut v: Vec<(usize, u64)> = self.items.iter().map(|i| locate(*i, words)).collect();
         v.sort_unstable_by_key(|x| x.0);
         let mut out: Vec<(usize, u64)> = Vec::with_capacity(v.len());
@@ -188,14 +188,31 @@ impl Probe {
     /// Whether the filter `bytes` (from [`FilterBuilder::finish`]) may hold every gram. An empty
     /// filter holds anything.
     pub fn may_match(&self, bytes: &[u8]) -> bool {
-        let words = bytes.len() / 8;
+        let word = |w: usize| {
+            Ok::<_, std::convert::Infallible>(u64::from_le_bytes(
+                bytes[w * 8..w * 8 + 8].try_into().expect("8 bytes"),
+            ))
+        };
+        let Ok(may) = self.may_match_words(bytes.len() / 8, word);
+        may
+    }
+
+    /// Whether a filter of `words` 64-bit words may hold every gram, reading (through `word`, by
+    /// index) only the words the probe needs, each once. An empty filter or probe holds anything.
+    pub fn may_match_words<E>(
+        &self,
+        words: usize,
+        mut word: impl FnMut(usize) -> Result<u64, E>,
+    ) -> Result<bool, E> {
         if words == 0 {
-            return true;
+            return Ok(true);
         }
-        self.plan(words).iter().all(|(w, m)| {
-            let word = u64::from_le_bytes(bytes[w * 8..w * 8 + 8].try_into().expect("8 bytes"));
-            word & m == *m
-        })
+        for (w, mask) in self.plan(words) {
+            if word(w)? & mask != mask {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 
