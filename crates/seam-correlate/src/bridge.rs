@@ -6,10 +6,11 @@
 //! link to the downstream root, which is what stitching and plain Tempo link navigation follow.
 
 use crate::link::Link;
-use seam_model::attributes::string_kv;
+use seam_model::attributes::{int_kv, string_kv};
 use seam_model::otlp::common::v1::{any_value::Value, AnyValue, InstrumentationScope, KeyValue};
 use seam_model::otlp::resource::v1::Resource;
 use seam_model::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use seam_model::traces::{BRIDGE_CONFIDENCE_ATTR, BRIDGE_DOWNSTREAM_ATTR, SYNTHETIC_ATTR};
 
 /// The `service.name` of bridge spans.
 pub const BRIDGE_SERVICE: &str = "seam-correlator";
@@ -65,15 +66,12 @@ pub fn bridge_otlp_span(link: &Link) -> Span {
         start_time_unix_nano: u64::try_from(start).unwrap_or(0),
         end_time_unix_nano: u64::try_from(end).unwrap_or(0),
         attributes: vec![
-            bool_kv("synthetic", true),
+            bool_kv(SYNTHETIC_ATTR, true),
             string_kv("correlation.key", &link.key),
             string_kv("correlation.value", &link.value),
-            double_kv("correlation.confidence", link.confidence),
-            seam_model::attributes::int_kv("correlation.gap_ms", link.gap_ms),
-            string_kv(
-                "correlation.downstream_trace_id",
-                &link.downstream_trace_id.to_hex(),
-            ),
+            double_kv(BRIDGE_CONFIDENCE_ATTR, link.confidence),
+            int_kv("correlation.gap_ms", link.gap_ms),
+            string_kv(BRIDGE_DOWNSTREAM_ATTR, &link.downstream_trace_id.to_hex()),
             string_kv("correlation.downstream_service", &link.downstream_service),
             bool_kv("correlation.exact", link.exact),
         ],
@@ -124,31 +122,8 @@ fn double_kv(key: &str, v: f64) -> KeyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::sample_link as link;
     use seam_model::attributes::{find, find_str};
-    use seam_model::{SpanId, TraceId};
-
-    pub(crate) fn link() -> Link {
-        Link {
-            tenant: "t".into(),
-            key: "circuit_id".into(),
-            value: "6f1c".into(),
-            exact: true,
-            confidence: 1.0,
-            gap_ms: 150,
-            upstream_trace_id: TraceId([0xaa; 16]),
-            upstream_service: "beorn".into(),
-            parent_span_id: SpanId([2; 8]),
-            parent_start_ns: 1_000_000_000,
-            parent_end_ns: 2_000_000_000,
-            downstream_trace_id: TraceId([0xbb; 16]),
-            downstream_service: "mdso".into(),
-            downstream_root_span_id: SpanId([9; 8]),
-            downstream_start_ns: 1_150_000_000,
-            downstream_end_ns: 1_900_000_000,
-            arrival_ns: 5,
-            decided_ns: 7,
-        }
-    }
 
     #[test]
     fn bridge_span_fields() {
@@ -205,7 +180,7 @@ mod tests {
         let edges = bridge_edges(&bridge_batch(std::slice::from_ref(&l)));
         assert_eq!(edges, [edge_from_link(&l)]);
         let mut plain = bridge_otlp_span(&l);
-        plain.attributes.retain(|kv| kv.key != "synthetic");
+        plain.attributes.retain(|kv| kv.key != SYNTHETIC_ATTR);
         assert_eq!(BridgeEdge::from_span(&plain), None);
         assert!(bridge_batch(&[]).is_empty());
     }

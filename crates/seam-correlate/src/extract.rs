@@ -128,8 +128,9 @@ impl KeyExtractor {
             let Some(path) = seam_model::attributes::find_str(attrs, name) else {
                 continue;
             };
+            let path = url_path(path);
             for (i, segs) in &self.templates {
-                if let Some(v) = match_template(segs, url_path(path)) {
+                if let Some(v) = match_template(segs, path) {
                     f(&self.keys[*i], v, false);
                 }
             }
@@ -184,7 +185,7 @@ impl KeyExtractor {
 
 /// Adds a match unless the same key and value is already there; a later exact sighting upgrades
 /// an earlier non-exact one.
-pub(crate) fn push_unique(out: &mut Vec<KeyMatch>, key: &Arc<str>, value: &str, exact: bool) {
+fn push_unique(out: &mut Vec<KeyMatch>, key: &Arc<str>, value: &str, exact: bool) {
     if let Some(m) = out.iter_mut().find(|m| m.key == *key && m.value == value) {
         m.exact |= exact;
     } else {
@@ -257,19 +258,22 @@ fn url_path(s: &str) -> &str {
     s.split(['?', '#']).next().unwrap_or("")
 }
 
+/// The value a template captures from `path`, walking both segment by segment (no allocation:
+/// this runs for every span with a path attribute).
 fn match_template<'a>(segs: &[Seg], path: &'a str) -> Option<&'a str> {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    if parts.len() != segs.len() {
-        return None;
-    }
+    let mut parts = path.trim_matches('/').split('/');
     let mut captured = None;
-    for (s, p) in segs.iter().zip(parts) {
+    for s in segs {
+        let p = parts.next()?;
         match s {
             Seg::Lit(l) if l == p => {}
             Seg::Lit(_) => return None,
             Seg::Any => {}
             Seg::Capture => captured = Some(p.trim()).filter(|v| !v.is_empty()),
         }
+    }
+    if parts.next().is_some() {
+        return None; // more path segments than template segments
     }
     captured
 }

@@ -4,7 +4,7 @@
 //! min and max, spans are de-duplicated by id, keys by (key, value). The root is recomputed once per
 //! batch rather than per span, because a late parent can turn an apparent root into a child.
 
-use crate::extract::{push_unique, KeyMatch};
+use crate::extract::KeyMatch;
 use crate::fxhash::FxHashSet;
 use seam_model::{SpanId, TraceId};
 use std::sync::Arc;
@@ -286,16 +286,25 @@ impl Segment {
 
     /// [`Segment::add_key`] without building a [`KeyMatch`] (no allocation when already known).
     pub fn add_key_parts(&mut self, key: &Arc<str>, value: &str, exact: bool) -> bool {
-        let before = self
+        match self
             .keys
-            .iter()
+            .iter_mut()
             .find(|k| k.key == *key && k.value == value)
-            .map(|k| k.exact);
-        if before == Some(true) || before == Some(exact) {
-            return false;
+        {
+            Some(k) if k.exact || !exact => false,
+            Some(k) => {
+                k.exact = true;
+                true
+            }
+            None => {
+                self.keys.push(KeyMatch {
+                    key: key.clone(),
+                    value: value.to_string(),
+                    exact,
+                });
+                true
+            }
         }
-        push_unique(&mut self.keys, key, value, exact);
-        true
     }
 
     /// Recomputes the root after a batch: the earliest span with no parent, else the earliest whose
@@ -322,15 +331,12 @@ impl Segment {
     /// The service of the root span: the segment's identity for flow patterns.
     pub fn primary_service(&self) -> &str {
         self.root()
-            .and_then(|r| self.services.get(usize::from(r.service)))
-            .map_or("unknown_service", |s| s.as_str())
+            .map_or("unknown_service", |r| self.service_of(r))
     }
 
     /// The service name of a kept span.
     pub fn service_of(&self, span: &CompactSpan) -> &str {
-        self.services
-            .get(usize::from(span.service))
-            .map_or("unknown_service", |s| s.as_str())
+        service_at(&self.services, span.service)
     }
 
     /// The span that was making the call at `t`: among spans running at `t`, the one that ends
@@ -358,11 +364,13 @@ impl Segment {
             .iter()
             .find(|k| &*k.key == key && k.value == value)
     }
+}
 
-    /// True when the segment holds at least one span.
-    pub fn has_spans(&self) -> bool {
-        self.start_ns <= self.end_ns
-    }
+/// The service at index `i` of a segment's service list ([`CompactSpan::service`]).
+pub(crate) fn service_at(services: &[String], i: u16) -> &str {
+    services
+        .get(usize::from(i))
+        .map_or("unknown_service", |s| s.as_str())
 }
 
 /// The gap between two time ranges, 0 when they overlap.

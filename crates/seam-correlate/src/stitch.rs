@@ -12,7 +12,7 @@ use seam_model::{SpanId, TraceId};
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// The attribute every stitched span carries: its trace id before stitching, in hex.
-pub const ORIGINAL_TRACE_ID: &str = "seam.original_trace_id";
+pub use seam_model::traces::ORIGINAL_TRACE_ID_ATTR as ORIGINAL_TRACE_ID;
 
 /// One trace made of a flow's traces.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -66,3 +66,30 @@ pub fn spans_with_service(service: &str, spans: Vec<Span>) -> ResourceSpans {
         ..Default::default()
     }
 }
+
+/// A decided link, Beorn (trace `aa..`) to MDSO (trace `bb..`) on `circuit_id=6f1c`, 150 ms apart,
+/// for the unit tests of what is built from links.
+#[cfg(test)]
+pub(crate) fn sample_link() -> crate::Link {
+    use seam_model::{SpanId, TraceId};
+    crate::Link {
+        tenant: "t".into(),
+        key: "circuit_id".into(),
+        value: "6f1c".into(),
+        exact: true,
+        confidence: 1.0,
+        gap_ms: 150,
+        upstream_trace_id: TraceId([0xaa; 16]),
+        upstream_service: "beorn".into(),
+        parent_span_id: SpanId([2; 8]),
+        parent_start_ns: 1_000_000_000,
+        parent_end_ns: 2_000_000_000,
+        downstream_trace_id: TraceId([0xbb; 16]),
+        downstream_service: "mdso".into(),
+        downstream_root_span_id: SpanId([9; 8]),
+        downstream_start_ns: 1_150_000_000,
+        downstream_end_ns: 1_900_000_000,
+        arrival_ns: 5,
+        decided_ns: 7,
+    }
+}

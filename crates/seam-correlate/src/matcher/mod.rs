@@ -49,12 +49,14 @@ use crate::extract::{KeyExtractor, KeyMatch};
 use crate::fxhash::FxHashMap;
 use crate::index::{ExpiryQueue, IndexEntry, KeyIndex, MemoryKeyIndex};
 use crate::link::Link;
-use crate::segment::{range_distance, Candidate, LinkState, RemoteSegment, Segment};
+use crate::segment::{range_distance, service_at, Candidate, LinkState, RemoteSegment, Segment};
 use crate::stats::Stats;
 use seam_model::otlp::trace::v1::ResourceSpans;
 use seam_model::{SpanId, TraceId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+pub use seam_model::traces::is_synthetic;
 
 mod phases;
 #[cfg(test)]
@@ -75,6 +77,20 @@ struct Before {
     root: Option<SpanId>,
     keys: usize,
     keys_changed: bool,
+}
+
+impl Before {
+    /// The state of `seg` now, with no key change noted yet.
+    fn of(seg: &Segment) -> Before {
+        Before {
+            trace: seg.trace_id,
+            start: seg.start_ns,
+            end: seg.end_ns,
+            root: seg.root().map(|r| r.span_id),
+            keys: seg.keys.len(),
+            keys_changed: false,
+        }
+    }
 }
 
 /// A candidate offered to a downstream segment.
@@ -127,7 +143,7 @@ impl<I: KeyIndex> Correlator<I> {
             due: BTreeMap::new(),
             stats: Stats::default(),
             window_ns: config.window_ns().max(1),
-            keyless_ttl_ns: config.keyless_ttl.as_nanos().min(i64::MAX as u128) as i64,
+            keyless_ttl_ns: dur_ns(config.keyless_ttl),
             settle_ns: dur_ns(config.settle),
             max_skew_ns: dur_ns(config.max_skew),
             scratch: Vec::new(),
@@ -242,25 +258,14 @@ impl<I: KeyIndex> Correlator<I> {
             s.remote = true;
             s
         });
-        let mut before = Before {
-            trace: remote.trace_id,
-            start: seg.start_ns,
-            end: seg.end_ns,
-            root: seg.root().map(|r| r.span_id),
-            keys: seg.keys.len(),
-            keys_changed: false,
-        };
+        let mut before = Before::of(seg);
         seg.last_arrival_ns = seg.last_arrival_ns.max(arrival_ns);
         let max_spans = self.config.max_spans_per_segment;
         for sp in &remote.spans {
-            let service = remote
-                .services
-                .get(usize::from(sp.service))
-                .map_or("unknown_service", |s| s.as_str());
             seg.add_span(
                 sp.span_id,
                 sp.parent_span_id,
-                service,
+                service_at(&remote.services, sp.service),
                 &sp.name,
                 sp.start_ns,
                 sp.end_ns,
@@ -272,11 +277,7 @@ impl<I: KeyIndex> Correlator<I> {
         for k in &remote.keys {
             before.keys_changed |= seg.add_key(k);
         }
-        let dirty = self.refresh(&name, &[before]);
-        let offers = self.evaluate(tenant, &dirty);
-        let mut links = self.apply(&name, offers, arrival_ns);
-        links.extend(self.poll(arrival_ns));
-        links
+        self.match_batch(&name, &[before], arrival_ns)
     }
 
     /// The tenant's shared name, making its entry on first use.
@@ -307,9 +308,15 @@ impl<I: KeyIndex> Correlator<I> {
     ) -> Vec<Link> {
         let name = self.tenant_name(tenant);
         let touched = self.ingest(tenant, rs, arrival_ns);
-        let dirty = self.refresh(&name, &touched);
+        self.match_batch(&name, &touched, arrival_ns)
+    }
+
+    /// The phases after ingest, for the segments a batch touched: refresh, evaluate, apply, then
+    /// the held decisions due by `arrival_ns`.
+    fn match_batch(&mut self, tenant: &Arc<str>, touched: &[Before], arrival_ns: i64) -> Vec<Link> {
+        let dirty = self.refresh(tenant, touched);
         let offers = self.evaluate(tenant, &dirty);
-        let mut links = self.apply(&name, offers, arrival_ns);
+        let mut links = self.apply(tenant, offers, arrival_ns);
         links.extend(self.poll(arrival_ns));
         links
     }
@@ -415,5 +422,3 @@ impl<I: KeyIndex> Correlator<I> {
         best.map(|b| b.4)
     }
 }
-
-pub use seam_model::traces::is_synthetic;

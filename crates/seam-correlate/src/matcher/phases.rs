@@ -54,14 +54,7 @@ impl<I: KeyIndex> Correlator<I> {
                     .entry(trace)
                     .or_insert_with(|| Segment::new(trace, arrival_ns));
                 let idx = *seen.entry(trace).or_insert_with(|| {
-                    touched.push(Before {
-                        trace,
-                        start: seg.start_ns,
-                        end: seg.end_ns,
-                        root: seg.root().map(|r| r.span_id),
-                        keys: seg.keys.len(),
-                        keys_changed: false,
-                    });
+                    touched.push(Before::of(seg));
                     touched.len() - 1
                 });
                 seg.last_arrival_ns = seg.last_arrival_ns.max(arrival_ns);

@@ -162,27 +162,7 @@ fn held_decisions_are_listed_and_due_in_order() {
 fn synthetic_detection_accepts_bool_and_string() {
     let mut s = span(1, 1, 0, "b", 0, 1, &[("synthetic", "false")]);
     assert!(!is_synthetic(&s));
-    s.attributes = crate::bridge::bridge_otlp_span(&crate::Link {
-        tenant: String::new(),
-        key: "k".into(),
-        value: "v".into(),
-        exact: true,
-        confidence: 1.0,
-        gap_ms: 0,
-        upstream_trace_id: TraceId([1; 16]),
-        upstream_service: "a".into(),
-        parent_span_id: SpanId([1; 8]),
-        parent_start_ns: 0,
-        parent_end_ns: 0,
-        downstream_trace_id: TraceId([2; 16]),
-        downstream_service: "b".into(),
-        downstream_root_span_id: SpanId([2; 8]),
-        downstream_start_ns: 0,
-        downstream_end_ns: 0,
-        arrival_ns: 0,
-        decided_ns: 0,
-    })
-    .attributes;
+    s.attributes = crate::bridge::bridge_otlp_span(&crate::testing::sample_link()).attributes;
     assert!(is_synthetic(&s));
 }
 
