@@ -50,6 +50,17 @@ pub enum LineFilterOp {
     NotPattern,
 }
 
+impl LineFilterOp {
+    /// True for the ops that keep matching lines: their `or` alternatives widen the filter,
+    /// while a negative op's alternatives are separate filters (Loki rewrites them so).
+    pub(crate) fn positive(self) -> bool {
+        matches!(
+            self,
+            LineFilterOp::Contains | LineFilterOp::Regex | LineFilterOp::Pattern
+        )
+    }
+}
+
 /// One line filter stage, e.g. `|= "a" or "b"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineFilter {
@@ -408,33 +419,7 @@ pub enum SampleExpr {
         /// Regex, anchored at both ends.
         regex: String,
     },
-    /// `( expr )`: kept so the canonical form keeps the user's grouping.
+    /// `( expr )` as written. Loki's tree has no such node: the canonical and pretty forms
+    /// print the inner expression, and evaluation sees through it.
     Paren(Box<SampleExpr>),
-}
-
-impl Expr {
-    /// The stream selectors the query reads (one per log range in a metric query).
-    pub fn log_exprs(&self) -> Vec<&LogExpr> {
-        fn walk<'a>(e: &'a SampleExpr, out: &mut Vec<&'a LogExpr>) {
-            match e {
-                SampleExpr::Range { range, .. } => out.push(&range.log),
-                SampleExpr::Vector { inner, .. }
-                | SampleExpr::LabelReplace { inner, .. }
-                | SampleExpr::Paren(inner) => walk(inner, out),
-                SampleExpr::Binary { lhs, rhs, .. } => {
-                    walk(lhs, out);
-                    walk(rhs, out);
-                }
-                SampleExpr::Literal(_) | SampleExpr::VectorLiteral(_) => {}
-            }
-        }
-        match self {
-            Expr::Log(l) => vec![l],
-            Expr::Sample(s) => {
-                let mut out = Vec::new();
-                walk(s, &mut out);
-                out
-            }
-        }
-    }
 }

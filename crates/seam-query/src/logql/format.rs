@@ -13,7 +13,7 @@ use seam_store::MatchOp;
 use super::ast::{
     BinOp, Cardinality, CmpOp, Expr, Grouping, LabelExtraction, LabelFilter, LabelFormat,
     LabelSelection, LineFilter, LineFilterOp, LogExpr, LogRange, Matcher, RangeOp, SampleExpr,
-    Stage, Unwrap, UnwrapConv, VectorOp,
+    Stage, Unwrap, UnwrapConv, VectorMatching, VectorOp,
 };
 use super::units::{format_bytes, format_duration, format_go_duration};
 
@@ -99,7 +99,7 @@ pub(crate) fn go_float_fixed(v: f64) -> String {
 }
 
 /// The spelling of a match operator.
-pub(crate) fn match_op_str(op: MatchOp) -> &'static str {
+fn match_op_str(op: MatchOp) -> &'static str {
     match op {
         MatchOp::Equal => "=",
         MatchOp::NotEqual => "!=",
@@ -184,13 +184,6 @@ impl LineFilterOp {
             LineFilterOp::Pattern => "|>",
             LineFilterOp::NotPattern => "!>",
         }
-    }
-
-    fn positive(self) -> bool {
-        matches!(
-            self,
-            LineFilterOp::Contains | LineFilterOp::Regex | LineFilterOp::Pattern
-        )
     }
 }
 
@@ -389,27 +382,34 @@ impl Display for Grouping {
 }
 
 /// The operator of a binary operation with its modifiers, as Loki's `BinOpExpr.String()`
-/// writes it (including the double space it leaves after `on (..)` with no `group_*`).
-fn binop_string(op: BinOp, return_bool: bool, m: Option<&super::ast::VectorMatching>) -> String {
+/// writes it (including the double space it leaves after `on (..)` with no `group_*`), or,
+/// when `pretty`, as its `formatBinaryOp` does: label lists joined with `", "` and an empty
+/// `on ()` left out.
+pub(super) fn binop_string(
+    op: BinOp,
+    return_bool: bool,
+    m: Option<&VectorMatching>,
+    pretty: bool,
+) -> String {
     let mut s = op.symbol().to_string();
     if return_bool {
         s.push_str(" bool");
     }
-    if let Some(m) = m {
-        let mut group = match &m.card {
-            Cardinality::OneToOne => String::new(),
-            Cardinality::ManyToOne(_) => "group_left".into(),
-            Cardinality::OneToMany(_) => "group_right".into(),
-        };
-        if let Cardinality::ManyToOne(inc) | Cardinality::OneToMany(inc) = &m.card {
-            if !inc.is_empty() {
-                let _ = write!(group, " ({})", inc.join(","));
-            }
-        }
-        if m.on || !m.labels.is_empty() {
-            let on = if m.on { "on" } else { "ignoring" };
-            let _ = write!(s, " {on} ({}) {group}", m.labels.join(","));
-        }
+    let Some(m) = m else {
+        return s;
+    };
+    let sep = if pretty { ", " } else { "," };
+    let (mut group, include) = match &m.card {
+        Cardinality::OneToOne => (String::new(), &[][..]),
+        Cardinality::ManyToOne(inc) => ("group_left".to_string(), &inc[..]),
+        Cardinality::OneToMany(inc) => ("group_right".to_string(), &inc[..]),
+    };
+    if !include.is_empty() {
+        let _ = write!(group, " ({})", include.join(sep));
+    }
+    if (m.on && !pretty) || !m.labels.is_empty() {
+        let on = if m.on { "on" } else { "ignoring" };
+        let _ = write!(s, " {on} ({}) {group}", m.labels.join(sep));
     }
     s
 }
@@ -459,7 +459,7 @@ impl Display for SampleExpr {
                 return_bool,
                 matching,
             } => {
-                let op = binop_string(*op, *return_bool, matching.as_ref());
+                let op = binop_string(*op, *return_bool, matching.as_ref(), false);
                 write!(f, "({lhs} {op} {rhs})")
             }
             SampleExpr::Literal(v) => f.write_str(&go_float(*v)),

@@ -258,8 +258,8 @@ pub enum Tok {
     Pow,
     /// A keyword.
     Kw(Kw),
-    /// A called function name; the text is Loki's token name for error messages.
-    Func(Func, &'static str),
+    /// A called function name.
+    Func(Func),
     /// An identifier (anything Loki's lexer does not recognise reads as one too).
     Ident(String),
     /// A string literal, unescaped.
@@ -313,7 +313,10 @@ impl Tok {
                 .iter()
                 .find(|(_, kw)| kw == k)
                 .map_or("IDENTIFIER", |(s, _)| s),
-            Tok::Func(_, name) => name,
+            Tok::Func(f) => FUNCTIONS
+                .iter()
+                .find(|(_, func, _)| func == f)
+                .map_or("IDENTIFIER", |(_, _, name)| name),
             Tok::Ident(_) => "IDENTIFIER",
             Tok::Str(_) => "STRING",
             Tok::Number(_) => "NUMBER",
@@ -419,7 +422,7 @@ impl Lexer {
         }
     }
 
-    /// Counts the characters from `n` on that satisfy `pred`, up to whitespace or the end.
+    /// Counts the characters from `from` on that satisfy `pred`, up to whitespace or the end.
     fn run_len(&self, from: usize, pred: impl Fn(char) -> bool) -> usize {
         self.chars[(self.i + from).min(self.chars.len())..]
             .iter()
@@ -465,26 +468,34 @@ impl Lexer {
         n
     }
 
+    /// A duration token when the `len` characters here, followed by the run of characters
+    /// Loki's `tryScanDuration` takes up to the next space, read as a duration.
+    fn try_duration(&mut self, len: usize) -> Option<Tok> {
+        let is_dur = |c: char| c.is_numeric() || c == '.' || "nuµmshdwy".contains(c);
+        let extra = self.run_len(len, is_dur);
+        if extra == 0 {
+            return None;
+        }
+        let ns = parse_logql_duration(&self.text(0, len + extra))?;
+        self.bump_n(len + extra);
+        Some(Tok::Duration(ns))
+    }
+
     /// After a number of `len` characters: a duration or byte size when the characters up to
     /// the next space read as one (Loki's `tryScanDuration` / `tryScanBytes`).
     fn number_token(&mut self, len: usize) -> Tok {
-        let number = self.text(0, len);
-        let is_dur = |c: char| c.is_numeric() || c == '.' || "nuµmshdwy".contains(c);
-        let extra = self.run_len(len, is_dur);
-        if extra > 0 {
-            if let Some(ns) = parse_logql_duration(&(number.clone() + &self.text(len, extra))) {
-                self.bump_n(len + extra);
-                return Tok::Duration(ns);
-            }
+        if let Some(t) = self.try_duration(len) {
+            return t;
         }
         let is_size = |c: char| c.is_numeric() || c == '.' || "BikKMGTP".contains(c);
         let extra = self.run_len(len, is_size);
         if extra > 0 {
-            if let Some(b) = parse_bytes(&(number.clone() + &self.text(len, extra))) {
+            if let Some(b) = parse_bytes(&self.text(0, len + extra)) {
                 self.bump_n(len + extra);
                 return Tok::Bytes(b);
             }
         }
+        let number = self.text(0, len);
         self.bump_n(len);
         Tok::Number(number)
     }
@@ -583,14 +594,13 @@ impl Lexer {
 
     /// Loki's `isFunction`: the name is followed by `(`, or by `by`/`without` and then `(`.
     fn called(&self) -> bool {
-        let mut j = self.i;
         let skip_ws = |mut j: usize| {
             while self.chars.get(j).is_some_and(|c| c.is_whitespace()) {
                 j += 1;
             }
             j
         };
-        j = skip_ws(j);
+        let j = skip_ws(self.i);
         if self.chars.get(j) == Some(&'(') {
             return true;
         }
@@ -619,9 +629,9 @@ impl Lexer {
         let text = self.text(0, len);
         self.bump_n(len);
         let lower = text.to_lowercase();
-        if let Some((_, f, name)) = FUNCTIONS.iter().find(|(s, _, _)| *s == lower) {
+        if let Some((_, f, _)) = FUNCTIONS.iter().find(|(s, _, _)| *s == lower) {
             return if self.called() {
-                Tok::Func(*f, name)
+                Tok::Func(*f)
             } else {
                 Tok::Ident(text)
             };
@@ -642,13 +652,8 @@ impl Lexer {
                 return Tok::Flag(flag);
             }
         }
-        let is_dur = |c: char| c.is_numeric() || c == '.' || "nuµmshdwy".contains(c);
-        let extra = self.run_len(1, is_dur);
-        if extra > 0 {
-            if let Some(ns) = parse_logql_duration(&self.text(0, 1 + extra)) {
-                self.bump_n(1 + extra);
-                return Tok::Duration(ns);
-            }
+        if let Some(t) = self.try_duration(1) {
+            return t;
         }
         self.bump();
         Tok::Sub

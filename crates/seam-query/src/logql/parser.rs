@@ -13,11 +13,12 @@ mod tests;
 #[cfg(test)]
 mod tests_errors;
 
+use self::regex::go_regex_error;
 pub(crate) use self::regex::{compile_go_regex, go_to_rust_regex};
 
 use seam_store::{LabelMatcher, MatchOp};
 
-use super::ast::{Expr, LogExpr, Matcher, SampleExpr};
+use super::ast::{Expr, LogExpr, Matcher};
 use super::lexer::{lex, Spanned, Tok};
 
 /// A parse failure, printed as Loki prints them.
@@ -42,20 +43,12 @@ const MAX_DEPTH: usize = 64;
 /// Loki's message for a selector whose matchers all accept the empty value.
 const ERR_EMPTY_COMPATIBLE: &str = "queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~\".*\" does not meet this requirement, but app=~\".+\" will";
 
-/// What an expression parses to before Loki's grammar decides whether it is a log or a metric
-/// query: the two can meet in parentheses and binary operators, where a log query is refused.
-pub(super) enum Operand {
-    /// A stream selector and pipeline.
-    Log(LogExpr),
-    /// A metric expression.
-    Sample(SampleExpr),
-}
-
 pub(super) struct Parser {
     toks: Vec<Spanned>,
     pos: usize,
-    /// Where each selector starts, and whether all its matchers accept the empty value.
-    selectors: Vec<(usize, usize, bool)>,
+    /// Where the first selector whose matchers all accept the empty value starts: Loki refuses
+    /// it only once the whole query parsed, so a syntax error later on is reported first.
+    empty_selector: Option<(usize, usize)>,
     /// Current nesting, against [`MAX_DEPTH`].
     depth: usize,
 }
@@ -95,7 +88,7 @@ impl Parser {
     fn at(&self, t: &Tok) -> bool {
         match (&self.peek().tok, t) {
             (Tok::Kw(a), Tok::Kw(b)) => a == b,
-            (Tok::Func(a, _), Tok::Func(b, _)) => a == b,
+            (Tok::Func(a), Tok::Func(b)) => a == b,
             (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
         }
     }
@@ -170,14 +163,11 @@ impl Matcher {
         };
         LabelMatcher::new(self.name.clone(), self.op, value)
     }
-
-    /// True when the matcher also accepts an absent label (so it cannot narrow a selection alone).
-    pub fn matches_empty(&self) -> bool {
-        self.to_label_matcher().is_ok_and(|m| m.matches_empty())
-    }
 }
 
-fn parse_operand(input: &str) -> PResult<(Operand, Parser)> {
+/// Parses either kind of query; the caller decides which it accepts and when to run
+/// [`validate_selectors`].
+fn parse_any(input: &str) -> PResult<(Expr, Parser)> {
     if input.len() >= MAX_INPUT_SIZE {
         return Err(ParseError {
             line: 1,
@@ -193,7 +183,7 @@ fn parse_operand(input: &str) -> PResult<(Operand, Parser)> {
     let mut p = Parser {
         toks,
         pos: 0,
-        selectors: Vec::new(),
+        empty_selector: None,
         depth: 0,
     };
     let e = p.expr(0)?;
@@ -206,8 +196,8 @@ fn parse_operand(input: &str) -> PResult<(Operand, Parser)> {
 /// Loki's `validateMatchers`, run once the whole query parsed: every selector needs a matcher
 /// that does not accept the empty value.
 fn validate_selectors(p: &Parser) -> PResult<()> {
-    match p.selectors.iter().find(|(_, _, all_empty)| *all_empty) {
-        Some(&(line, col, _)) => Err(ParseError {
+    match p.empty_selector {
+        Some((line, col)) => Err(ParseError {
             line,
             col,
             msg: ERR_EMPTY_COMPATIBLE.into(),
@@ -218,24 +208,21 @@ fn validate_selectors(p: &Parser) -> PResult<()> {
 
 /// Parses a LogQL query, log or metric.
 pub fn parse(input: &str) -> Result<Expr, ParseError> {
-    let (e, p) = parse_operand(input)?;
+    let (e, p) = parse_any(input)?;
     validate_selectors(&p)?;
-    Ok(match e {
-        Operand::Log(l) => Expr::Log(l),
-        Operand::Sample(s) => Expr::Sample(s),
-    })
+    Ok(e)
 }
 
 /// Parses a log query (`{selector} | pipeline`), as the labels and series APIs take for
 /// `query=`/`match[]`; a metric query is refused.
 pub fn parse_log_query(input: &str) -> Result<LogExpr, ParseError> {
-    let (e, p) = parse_operand(input)?;
+    let (e, p) = parse_any(input)?;
     match e {
-        Operand::Log(l) => {
+        Expr::Log(l) => {
             validate_selectors(&p)?;
             Ok(l)
         }
-        Operand::Sample(_) => Err(ParseError {
+        Expr::Sample(_) => Err(ParseError {
             line: 1,
             col: 1,
             msg: "only log selector is supported".into(),

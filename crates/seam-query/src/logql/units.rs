@@ -1,7 +1,12 @@
 //! Durations and byte sizes exactly as Loki reads and prints them. Loki leans on three Go
 //! parsers with different rules (Go's `time.ParseDuration`, Prometheus' `model.ParseDuration`
-//! and go-humanize's `ParseBytes`) and two printers; no Rust crate reproduces their corner
-//! cases (fractions, `µs`, unit order, `"0"`, 1000- vs 1024-based suffixes), so they live here.
+//! and go-humanize's `ParseBytes`) and three printers; no Rust crate reproduces the parsers'
+//! corner cases (fractions, `µs`, unit order, `"0"`, 1000- vs 1024-based suffixes), so they
+//! live here. Prometheus' printer is `promql-parser`'s.
+
+use std::time::Duration;
+
+use promql_parser::util::display_duration;
 
 const NS_PER_MS: i64 = 1_000_000;
 
@@ -121,7 +126,8 @@ pub enum PromDurationError {
 
 /// Prometheus' `model.ParseDuration` in nanoseconds, with its error: unsigned integer
 /// amounts of `y w d h m s ms`, largest unit first (`"5m"`, `"1h30m"`, `"1d"`, `"500ms"`);
-/// a bare `"0"` is zero.
+/// a bare `"0"` is zero. (`promql-parser`'s `parse_duration` is PromQL's variant: it also
+/// takes float seconds, refuses zero and words its errors otherwise.)
 pub fn try_parse_prom_duration(s: &str) -> Result<i64, PromDurationError> {
     match s {
         "0" => return Ok(0),
@@ -230,32 +236,11 @@ fn parse_go_float(s: &str) -> Option<f64> {
 /// and weeks only when exact (90s → `"1m30s"`, 1h → `"1h"`, 0 → `"0s"`). Loki prints ranges
 /// `[..]` this way.
 pub fn format_duration(ns: i64) -> String {
-    let mut ms = ns / NS_PER_MS;
-    if ms == 0 {
-        return "0s".to_string();
-    }
-    let mut out = String::new();
-    let units: [(&str, i64, bool); 7] = [
-        ("y", 365 * 24 * 3_600_000, true),
-        ("w", 7 * 24 * 3_600_000, true),
-        ("d", 24 * 3_600_000, false),
-        ("h", 3_600_000, false),
-        ("m", 60_000, false),
-        ("s", 1_000, false),
-        ("ms", 1, false),
-    ];
-    for (unit, mult, exact) in units {
-        if exact && ms % mult != 0 {
-            continue;
-        }
-        let v = ms / mult;
+    match u64::try_from(ns / NS_PER_MS) {
+        Ok(ms) => display_duration(&Duration::from_millis(ms)),
         // Negative durations print as nothing, as in Prometheus.
-        if v > 0 {
-            out.push_str(&format!("{v}{unit}"));
-            ms -= v * mult;
-        }
+        Err(_) => String::new(),
     }
-    out
 }
 
 /// Go's `time.Duration.String()` (`"1h0m0s"`, `"1m30s"`, `"250ms"`, `"1.5µs"`, `"0s"`). Loki

@@ -5,11 +5,10 @@
 use std::fmt::Write;
 
 use super::super::ast::{
-    BinOp, Cardinality, Expr, Grouping, LineFilter, LogExpr, LogRange, SampleExpr, Stage, Unwrap,
-    VectorMatching, VectorOp,
+    Expr, Grouping, LineFilter, LogExpr, LogRange, SampleExpr, Stage, Unwrap, VectorOp,
 };
 use super::super::units::format_duration;
-use super::{go_float, go_quote, selector_string};
+use super::{binop_string, go_float, go_quote, selector_string};
 
 /// Loki's `MaxCharsPerLine`.
 const MAX_CHARS_PER_LINE: usize = 100;
@@ -43,29 +42,6 @@ fn grouping(g: &Grouping) -> String {
     }
     if !g.labels.is_empty() {
         let _ = write!(s, " ({})", g.labels.join(", "));
-    }
-    s
-}
-
-/// `formatBinaryOp`: like the one-line form, but `on ()` is left out and lists get spaces.
-fn binop(op: BinOp, return_bool: bool, m: Option<&VectorMatching>) -> String {
-    let mut s = op.symbol().to_string();
-    if return_bool {
-        s.push_str(" bool");
-    }
-    if let Some(m) = m {
-        let (mut group, include) = match &m.card {
-            Cardinality::OneToOne => (String::new(), &[][..]),
-            Cardinality::ManyToOne(inc) => ("group_left".to_string(), &inc[..]),
-            Cardinality::OneToMany(inc) => ("group_right".to_string(), &inc[..]),
-        };
-        if !include.is_empty() {
-            let _ = write!(group, " ({})", include.join(", "));
-        }
-        if !m.labels.is_empty() {
-            let on = if m.on { "on" } else { "ignoring" };
-            let _ = write!(s, " {on} ({}) {group}", m.labels.join(", "));
-        }
     }
     s
 }
@@ -215,7 +191,7 @@ impl Pretty {
                 "{}\n{}{}\n{}",
                 self.sample(lhs, level + 1),
                 indent(level),
-                binop(*op, *return_bool, matching.as_ref()),
+                binop_string(*op, *return_bool, matching.as_ref(), true),
                 self.sample(rhs, level + 1)
             ),
             SampleExpr::LabelReplace {

@@ -10,17 +10,17 @@ use super::super::lexer::{Func, Kw, Tok};
 use super::log::match_op;
 use super::{err_at, PResult, Parser};
 
-/// Go's `strconv.ParseFloat` on a lexed number, with Loki's message.
-pub(super) fn parse_number(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err(format!(
-            "unable to parse literal as a float: strconv.ParseFloat: parsing {text:?}: value out of range"
-        )),
-        Err(_) => Err(format!(
-            "unable to parse literal as a float: strconv.ParseFloat: parsing {text:?}: invalid syntax"
-        )),
-    }
+/// Go's `strconv.ParseFloat` on a lexed number, with Loki's message, which names the
+/// construct read (`literal`, `vectorExpr`).
+pub(super) fn parse_number(text: &str, what: &str) -> Result<f64, String> {
+    let reason = match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => return Ok(v),
+        Ok(_) => "value out of range",
+        Err(_) => "invalid syntax",
+    };
+    Err(format!(
+        "unable to parse {what} as a float: strconv.ParseFloat: parsing {text:?}: {reason}"
+    ))
 }
 
 fn cmp_op(t: &Tok) -> Option<CmpOp> {
@@ -54,7 +54,7 @@ impl Parser {
             return Err(self.unexpected(&t, &["NUMBER"]));
         };
         self.next();
-        let v = parse_number(text).map_err(|e| err_at(&t, e))?;
+        let v = parse_number(text, "literal").map_err(|e| err_at(&t, e))?;
         Ok(if neg { -v } else { v })
     }
 
@@ -133,7 +133,7 @@ impl Parser {
                 op,
                 value: self.signed_number()?,
             }),
-            Tok::Func(Func::Ip, _) if matches!(op_tok.tok, Tok::Eq | Tok::Neq) => {
+            Tok::Func(Func::Ip) if matches!(op_tok.tok, Tok::Eq | Tok::Neq) => {
                 Err(err_at(&t, "ip() label filters are not supported"))
             }
             _ => Err(self.unexpected(&t, &[])),

@@ -1,6 +1,6 @@
 //! Stream selectors, pipeline stages and `unwrap`.
 
-use seam_store::MatchOp;
+use seam_store::{LabelMatcher, MatchOp};
 
 use super::super::ast::{
     LabelExtraction, LabelFormat, LabelSelection, LineFilter, LineFilterOp, LogExpr, Matcher,
@@ -8,7 +8,7 @@ use super::super::ast::{
 };
 use super::super::lexer::{Func, Kw, Tok};
 use super::super::pipeline::{Pattern, RegexpParser};
-use super::{compile_go_regex, err_at, PResult, Parser};
+use super::{compile_go_regex, err_at, go_regex_error, PResult, Parser};
 
 /// The match operator a token spells in a matcher, if any.
 pub(super) fn match_op(t: &Tok) -> Option<MatchOp> {
@@ -28,6 +28,7 @@ impl Parser {
     pub(super) fn selector(&mut self) -> PResult<Vec<Matcher>> {
         let open = self.expect(Tok::LBrace, &["{"])?;
         let mut matchers = Vec::new();
+        let mut all_empty = true;
         if !self.eat(&Tok::RBrace) {
             loop {
                 let name = self.ident(if matchers.is_empty() {
@@ -35,29 +36,42 @@ impl Parser {
                 } else {
                     &["IDENTIFIER"]
                 })?;
-                matchers.push(self.matcher_after_name(name)?);
+                let (matcher, built) = self.matcher_and_store_matcher(name)?;
+                all_empty &= built.matches_empty();
+                matchers.push(matcher);
                 if self.eat(&Tok::RBrace) {
                     break;
                 }
                 self.expect(Tok::Comma, &["}", ","])?;
             }
         }
-        let all_empty = matchers.iter().all(Matcher::matches_empty);
-        self.selectors.push((open.line, open.col, all_empty));
+        if all_empty && self.empty_selector.is_none() {
+            self.empty_selector = Some((open.line, open.col));
+        }
         Ok(matchers)
     }
 
-    /// `op "value"` after a label name; regexes must compile (anchored, as Prometheus does).
+    /// `op "value"` after a label name.
     pub(super) fn matcher_after_name(&mut self, name: String) -> PResult<Matcher> {
+        Ok(self.matcher_and_store_matcher(name)?.0)
+    }
+
+    /// `op "value"` after a label name, with the store's matcher built from it: building it
+    /// is what checks a regex (anchored, as Prometheus does), and a selector asks it whether
+    /// it accepts the empty value, so each regex is compiled once here.
+    fn matcher_and_store_matcher(&mut self, name: String) -> PResult<(Matcher, LabelMatcher)> {
         let Some(op) = match_op(&self.peek().tok) else {
             return Err(self.unexpected(self.peek(), &EXPECT_MATCH_OP));
         };
         self.next();
         let (value, at) = self.string(&["STRING"])?;
-        if matches!(op, MatchOp::Regex | MatchOp::NotRegex) {
-            compile_go_regex(&format!("^(?s:{value})$")).map_err(|e| err_at(&at, e))?;
-        }
-        Ok(Matcher { name, op, value })
+        let matcher = Matcher { name, op, value };
+        let built = matcher.to_label_matcher().map_err(|e| {
+            // Go quotes the pattern the way the store anchors it.
+            let anchored = format!("^(?s:{})$", matcher.value);
+            err_at(&at, go_regex_error(&anchored, &e))
+        })?;
+        Ok((matcher, built))
     }
 
     /// A selector and its pipeline: a log query.
@@ -111,7 +125,7 @@ impl Parser {
                 }
                 Ok(s.clone())
             }
-            Tok::Func(Func::Ip, _) => Err(err_at(&t, "ip() filters are not supported")),
+            Tok::Func(Func::Ip) => Err(err_at(&t, "ip() filters are not supported")),
             _ => Err(self.unexpected(&t, &["STRING", "ip"])),
         }
     }
@@ -132,11 +146,7 @@ impl Parser {
         while self.eat(&Tok::Kw(Kw::Or)) {
             or.push(self.line_filter_value(op)?);
         }
-        let positive = matches!(
-            op,
-            LineFilterOp::Contains | LineFilterOp::Regex | LineFilterOp::Pattern
-        );
-        if positive || or.is_empty() {
+        if op.positive() || or.is_empty() {
             stages.push(Stage::LineFilter(LineFilter { op, pattern, or }));
         } else {
             for pattern in std::iter::once(pattern).chain(or) {
@@ -302,8 +312,8 @@ impl Parser {
         let t = self.next();
         let conv = match &t.tok {
             Tok::Ident(label) => Some((UnwrapConv::Number, label.clone())),
-            Tok::Func(Func::ConvBytes, _) => Some((UnwrapConv::Bytes, String::new())),
-            Tok::Func(Func::ConvDuration | Func::ConvDurationSeconds, _) => {
+            Tok::Func(Func::ConvBytes) => Some((UnwrapConv::Bytes, String::new())),
+            Tok::Func(Func::ConvDuration | Func::ConvDurationSeconds) => {
                 Some((UnwrapConv::Duration, String::new()))
             }
             _ => None,

@@ -2,12 +2,12 @@
 //! aggregations, `label_replace`, `vector(n)` and number literals, with Loki's checks.
 
 use super::super::ast::{
-    BinOp, Cardinality, Grouping, LogExpr, LogRange, RangeOp, SampleExpr, Unwrap, VectorMatching,
-    VectorOp,
+    BinOp, Cardinality, Expr, Grouping, LogExpr, LogRange, RangeOp, SampleExpr, Unwrap,
+    VectorMatching, VectorOp,
 };
 use super::super::lexer::{Func, Kw, Spanned, Tok};
 use super::filters::parse_number;
-use super::{compile_go_regex, err_at, Operand, PResult, Parser};
+use super::{compile_go_regex, err_at, PResult, Parser};
 
 /// The operator a token spells after an operand, and its precedence (higher binds tighter).
 fn binop(t: &Tok) -> Option<(BinOp, u8)> {
@@ -78,14 +78,14 @@ fn make_binop(
     op: BinOp,
     return_bool: bool,
     matching: Option<VectorMatching>,
-    lhs: Operand,
-    rhs: Operand,
+    lhs: Expr,
+    rhs: Expr,
     at: &Spanned,
 ) -> PResult<SampleExpr> {
     let sym = op.symbol();
-    let leg = |side: &str, o: Operand| match o {
-        Operand::Sample(s) => Ok(s),
-        Operand::Log(l) => Err(err_at(
+    let leg = |side: &str, o: Expr| match o {
+        Expr::Sample(s) => Ok(s),
+        Expr::Log(l) => Err(err_at(
             at,
             format!(
                 "unexpected type for {side} leg of binary operation ({sym}): {}",
@@ -161,11 +161,11 @@ enum RangePart {
 
 impl Parser {
     /// An expression whose operators bind at least as tightly as `min_prec`.
-    pub(super) fn expr(&mut self, min_prec: u8) -> PResult<Operand> {
+    pub(super) fn expr(&mut self, min_prec: u8) -> PResult<Expr> {
         self.nested(|p| p.expr_at(min_prec))
     }
 
-    fn expr_at(&mut self, min_prec: u8) -> PResult<Operand> {
+    fn expr_at(&mut self, min_prec: u8) -> PResult<Expr> {
         let mut lhs = self.primary()?;
         while let Some((op, prec)) = binop(&self.peek().tok) {
             if prec < min_prec {
@@ -176,32 +176,32 @@ impl Parser {
             // `^` is right-associative; the others are left-associative.
             let next_min = if op == BinOp::Pow { prec } else { prec + 1 };
             let rhs = self.expr(next_min)?;
-            lhs = Operand::Sample(make_binop(op, return_bool, matching, lhs, rhs, &op_tok)?);
+            lhs = Expr::Sample(make_binop(op, return_bool, matching, lhs, rhs, &op_tok)?);
         }
         Ok(lhs)
     }
 
-    fn primary(&mut self) -> PResult<Operand> {
+    fn primary(&mut self) -> PResult<Expr> {
         let t = self.peek().clone();
         let sample = match t.tok {
-            Tok::LBrace => return Ok(Operand::Log(self.log_expr()?)),
+            Tok::LBrace => return Ok(Expr::Log(self.log_expr()?)),
             Tok::LParen => {
                 self.next();
                 let inner = self.expr(0)?;
                 self.expect(Tok::RParen, &[])?;
                 return Ok(match inner {
-                    Operand::Log(l) => Operand::Log(l),
-                    Operand::Sample(s) => Operand::Sample(SampleExpr::Paren(Box::new(s))),
+                    Expr::Log(l) => Expr::Log(l),
+                    Expr::Sample(s) => Expr::Sample(SampleExpr::Paren(Box::new(s))),
                 });
             }
-            Tok::Func(Func::Range(op), _) => self.range_agg(op)?,
-            Tok::Func(Func::Vector(op), _) => self.vector_agg(op)?,
-            Tok::Func(Func::VectorLit, _) => self.vector_lit()?,
-            Tok::Func(Func::LabelReplace, _) => self.label_replace()?,
+            Tok::Func(Func::Range(op)) => self.range_agg(op)?,
+            Tok::Func(Func::Vector(op)) => self.vector_agg(op)?,
+            Tok::Func(Func::VectorLit) => self.vector_lit()?,
+            Tok::Func(Func::LabelReplace) => self.label_replace()?,
             Tok::Number(_) | Tok::Add | Tok::Sub => SampleExpr::Literal(self.signed_number()?),
             _ => return Err(self.unexpected(&t, &[])),
         };
-        Ok(Operand::Sample(sample))
+        Ok(Expr::Sample(sample))
     }
 
     /// `[bool] [on|ignoring (labels) [group_left|group_right [(labels)]]]`.
@@ -417,8 +417,8 @@ impl Parser {
             self.next();
         }
         let inner = match self.expr(0)? {
-            Operand::Sample(s) => s,
-            Operand::Log(_) => return Err(self.unexpected(self.peek(), &[])),
+            Expr::Sample(s) => s,
+            Expr::Log(_) => return Err(self.unexpected(self.peek(), &[])),
         };
         self.expect(Tok::RParen, &[])?;
         if grouping.is_none() && self.at_grouping() {
@@ -463,8 +463,8 @@ impl Parser {
         self.next();
         self.expect(Tok::LParen, &["("])?;
         let inner = match self.expr(0)? {
-            Operand::Sample(s) => s,
-            Operand::Log(_) => return Err(self.unexpected(self.peek(), &[])),
+            Expr::Sample(s) => s,
+            Expr::Log(_) => return Err(self.unexpected(self.peek(), &[])),
         };
         self.expect(Tok::Comma, &[])?;
         let mut strings = Vec::with_capacity(4);
@@ -497,12 +497,7 @@ impl Parser {
             return Err(self.unexpected(&t, &["NUMBER"]));
         };
         self.next();
-        let v = parse_number(text).map_err(|e| {
-            err_at(
-                &t,
-                e.replace("unable to parse literal", "unable to parse vectorExpr"),
-            )
-        })?;
+        let v = parse_number(text, "vectorExpr").map_err(|e| err_at(&t, e))?;
         self.expect(Tok::RParen, &[")"])?;
         Ok(SampleExpr::VectorLiteral(v))
     }

@@ -104,22 +104,27 @@ fn underlined(text: &str) -> Option<String> {
 /// Compiles a Go regex; the error reads like Go's (`error parsing regexp: invalid escape
 /// sequence: `\q``).
 pub(crate) fn compile_go_regex(pattern: &str) -> Result<Regex, String> {
-    Regex::new(&go_to_rust_regex(pattern)).map_err(|e| {
-        let text = e.to_string();
-        let Some(rust) = text
-            .lines()
-            .rev()
-            .find_map(|l| l.trim().strip_prefix("error: "))
-        else {
-            return format!("error parsing regexp: {}", text.trim());
-        };
-        let (reason, whole) = go_reason(rust);
-        let part = match underlined(&text) {
-            Some(p) if !whole => p,
-            _ => pattern.to_string(),
-        };
-        format!("error parsing regexp: {reason}: `{part}`")
-    })
+    Regex::new(&go_to_rust_regex(pattern)).map_err(|e| go_regex_error(pattern, &e))
+}
+
+/// Go's message for the `regex` crate's refusal of `pattern` (as written, before
+/// [`go_to_rust_regex`]), for callers that compile the translation themselves, such as the
+/// store's matchers.
+pub(super) fn go_regex_error(pattern: &str, e: &regex::Error) -> String {
+    let text = e.to_string();
+    let Some(rust) = text
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+    else {
+        return format!("error parsing regexp: {}", text.trim());
+    };
+    let (reason, whole) = go_reason(rust);
+    let part = match underlined(&text) {
+        Some(p) if !whole => p,
+        _ => pattern.to_string(),
+    };
+    format!("error parsing regexp: {reason}: `{part}`")
 }
 
 #[cfg(test)]
