@@ -73,8 +73,10 @@ impl LineFormat {
         line: Cow<'l, str>,
         lbs: &mut LabelsBuilder,
     ) -> Cow<'l, str> {
+        // The shortcut reads the label as the template would (the error pair included), so
+        // `{{.__error__}}` prints the same either way.
         if let Some(name) = self.template.simple_field() {
-            return Cow::Owned(lbs.get(name).unwrap_or_default().to_string());
+            return Cow::Owned(lbs.get_with_errors(name).unwrap_or_default().to_string());
         }
         match self.template.render(&*lbs, &line, ts) {
             Ok(s) => Cow::Owned(s),

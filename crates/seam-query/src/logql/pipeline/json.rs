@@ -27,32 +27,29 @@ fn parse_object(
     prefix: &mut String,
     lbs: &mut LabelsBuilder,
 ) -> Result<(), &'static str> {
-    let r = jsonscan::object_each(data, |key, v| match v.ty {
-        JsonType::String | JsonType::Number | JsonType::Boolean => {
-            let name = if prefix.is_empty() {
-                sanitize_label_key(&key, true)
-            } else {
-                let mut n = format!("{prefix}_");
-                append_sanitized(&mut n, &key);
-                n
-            };
-            let name = lbs.extracted_name(Cow::Owned(name)).into_owned();
+    let r = jsonscan::object_each(data, |key, v| {
+        if matches!(v.ty, JsonType::Array | JsonType::Null) {
+            return Ok(());
+        }
+        // The member's name is the prefix joined to its key; the buffer is restored after.
+        let len = prefix.len();
+        if !prefix.is_empty() {
+            prefix.push('_');
+        }
+        append_sanitized(prefix, &key);
+        let r = if v.ty == JsonType::Object {
+            parse_object(v.raw, prefix, lbs)
+        } else {
+            let name = lbs
+                .extracted_name(Cow::Borrowed(prefix.as_str()))
+                .into_owned();
             if !name.is_empty() {
                 lbs.set_parsed(name, scalar_value(&v));
             }
             Ok(())
-        }
-        JsonType::Object => {
-            let len = prefix.len();
-            if !prefix.is_empty() {
-                prefix.push('_');
-            }
-            append_sanitized(prefix, &key);
-            let r = parse_object(v.raw, prefix, lbs);
-            prefix.truncate(len);
-            r
-        }
-        JsonType::Array | JsonType::Null => Ok(()),
+        };
+        prefix.truncate(len);
+        r
     });
     match r {
         Ok(()) => Ok(()),
@@ -60,11 +57,11 @@ fn parse_object(
     }
 }
 
-/// A string (unescaped, U+FFFD replaced), number or boolean as a label value.
+/// A string (unescaped, U+FFFD replaced), number or boolean as a label value. Loki's `readValue`
+/// keeps a number's text as it is, which differs from the expression parser's on odd tokens.
 fn scalar_value(v: &Value) -> String {
     match v.ty {
         JsonType::String => replace_rune_error(jsonscan::unescape_lossy(v.raw)).into_owned(),
-        JsonType::Null => String::new(),
         _ => v.raw.to_string(),
     }
 }
@@ -126,30 +123,30 @@ impl JsonExpressions {
     }
 }
 
-/// Follows `path` into `data`; the first of duplicate keys wins, as in jsonparser's `EachKey`.
+/// Follows `path` (never empty) into `data`; the first of duplicate keys wins, as in
+/// jsonparser's `EachKey`.
 fn lookup<'a>(data: &'a str, path: &[PathSeg]) -> Option<Value<'a>> {
-    let Some((seg, rest)) = path.split_first() else {
-        return jsonscan::get(data).ok();
-    };
-    match seg {
+    let (seg, rest) = path.split_first()?;
+    let v = match seg {
         PathSeg::Key(k) => {
-            let mut found: Option<&'a str> = None;
+            let mut found: Option<Value<'a>> = None;
             // A syntax error after the member was found does not matter; before it, the path is
             // missing, as jsonparser's `EachKey` reports it.
             let _ = jsonscan::object_each::<()>(data, |key, v| {
                 if key == k.as_str() {
-                    found = Some(raw_with_quotes(data, &v));
+                    found = Some(v);
                     return Err(());
                 }
                 Ok(())
             });
-            lookup(found?, rest)
+            found?
         }
-        PathSeg::Index(i) => {
-            let v = jsonscan::array_index(data, *i)?;
-            lookup(raw_with_quotes(data, &v), rest)
-        }
+        PathSeg::Index(i) => jsonscan::array_index(data, *i)?,
+    };
+    if rest.is_empty() {
+        return Some(v);
     }
+    lookup(raw_with_quotes(data, &v), rest)
 }
 
 /// The text of `v` in `data` including a string's quotes, so it can be read again.

@@ -3,10 +3,9 @@
 
 use seam_store::LabelMatcher;
 
-use super::labels_builder::{LabelsBuilder, ERROR_DETAILS_LABEL, ERROR_LABEL, ERR_LABEL_FILTER};
+use super::labels_builder::{LabelsBuilder, ERR_LABEL_FILTER};
 use crate::logql::ast::{CmpOp, LabelFilter, Matcher};
-// Re-exported for the template formatter's `%q`, so Go's quoting is written once.
-pub(super) use crate::logql::format::go_quote;
+use crate::logql::format::go_quote;
 use crate::logql::units;
 
 /// A compiled label filter expression.
@@ -70,12 +69,7 @@ impl CompiledLabelFilter {
             }
             CompiledLabelFilter::Or(l, r) => l.keep(lbs) || r.keep(lbs),
             CompiledLabelFilter::String(m) => {
-                let v = match m.name.as_str() {
-                    ERROR_LABEL => lbs.err(),
-                    ERROR_DETAILS_LABEL => lbs.err_details(),
-                    n => lbs.get(n).unwrap_or(""),
-                };
-                m.matches(v)
+                m.matches(lbs.get_with_errors(&m.name).unwrap_or_default())
             }
             CompiledLabelFilter::Number(name, op, want) => {
                 compare(lbs, name, op, want, convert_number)

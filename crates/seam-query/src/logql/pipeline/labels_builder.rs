@@ -55,7 +55,6 @@ impl<'a> LabelsBuilder<'a> {
             match name.as_ref() {
                 ERROR_LABEL => b.err = l.value.clone(),
                 ERROR_DETAILS_LABEL => b.err_details = l.value.clone(),
-                _ if find(&b.parsed, &name).is_some() => {}
                 _ => upsert(&mut b.structured_metadata, name, l.value.clone()),
             }
         }
@@ -79,7 +78,8 @@ impl<'a> LabelsBuilder<'a> {
 
     /// The current value of a label (not the error pair), whichever category holds it.
     pub(super) fn get(&self, name: &str) -> Option<&str> {
-        if let Some(v) = find(&self.structured_metadata, name).or(find(&self.parsed, name)) {
+        if let Some(v) = find(&self.structured_metadata, name).or_else(|| find(&self.parsed, name))
+        {
             return Some(v);
         }
         if self.deleted.iter().any(|d| d == name) {
@@ -118,16 +118,6 @@ impl<'a> LabelsBuilder<'a> {
         self.structured_metadata.retain(|(n, _)| n != name);
         self.parsed.retain(|(n, _)| n != name);
         self.deleted.push(name.to_string());
-    }
-
-    /// The error kind, empty when none.
-    pub(super) fn err(&self) -> &str {
-        &self.err
-    }
-
-    /// The error details, empty when none.
-    pub(super) fn err_details(&self) -> &str {
-        &self.err_details
     }
 
     /// True once a stage failed.

@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use seam_model::labels::is_valid_label_name;
+
 use super::labels_builder::{replace_rune_error, sanitize_label_key, LabelsBuilder, ERR_LOGFMT};
 use crate::logql::ast::LabelExtraction;
 
@@ -206,9 +208,15 @@ fn unquote(s: &str) -> Option<String> {
     Some(out)
 }
 
-/// `| logfmt [--strict] [--keep-empty]`: every pair; a malformed pair is skipped, or with
-/// `--strict` ends parsing with `__error__=LogfmtParserErr`.
-pub(super) fn parse_all(line: &str, strict: bool, keep_empty: bool, lbs: &mut LabelsBuilder) {
+/// Decodes every pair of `line`, handing each well-formed one (its raw key and its value) to
+/// `visit`. A malformed pair is skipped, or with `strict` ends decoding and sets
+/// `__error__=LogfmtParserErr`: the one loop both forms of the stage share.
+fn each_pair<'a>(
+    line: &'a str,
+    strict: bool,
+    lbs: &mut LabelsBuilder,
+    mut visit: impl FnMut(&'a str, Cow<'a, str>, &mut LabelsBuilder),
+) {
     let mut dec = Decoder::new(line);
     while !dec.eol() {
         if !dec.scan_keyval() {
@@ -217,22 +225,31 @@ pub(super) fn parse_all(line: &str, strict: bool, keep_empty: bool, lbs: &mut La
             }
             continue;
         }
-        let key = sanitize_label_key(dec.key.unwrap_or_default(), true);
-        if key.is_empty() {
-            continue;
-        }
-        let key = lbs.extracted_name(Cow::Owned(key)).into_owned();
-        let value = replace_rune_error(dec.value.take().unwrap_or_default());
-        if !keep_empty && value.is_empty() {
-            continue;
-        }
-        lbs.set_parsed(key, value.into_owned());
+        let key = dec.key.unwrap_or_default();
+        visit(key, dec.value.take().unwrap_or_default(), lbs);
     }
     if strict {
         if let Some(e) = dec.err {
             lbs.set_err(ERR_LOGFMT, Some(e));
         }
     }
+}
+
+/// `| logfmt [--strict] [--keep-empty]`: every pair; a malformed pair is skipped, or with
+/// `--strict` ends parsing with `__error__=LogfmtParserErr`.
+pub(super) fn parse_all(line: &str, strict: bool, keep_empty: bool, lbs: &mut LabelsBuilder) {
+    each_pair(line, strict, lbs, |key, value, lbs| {
+        let key = sanitize_label_key(key, true);
+        if key.is_empty() {
+            return;
+        }
+        let key = lbs.extracted_name(Cow::Owned(key)).into_owned();
+        let value = replace_rune_error(value);
+        if !keep_empty && value.is_empty() {
+            return;
+        }
+        lbs.set_parsed(key, value.into_owned());
+    });
 }
 
 /// `| logfmt name="key", ...`: chosen keys under chosen names; a missing key gives an empty
@@ -250,12 +267,7 @@ impl LogfmtExpressions {
             .iter()
             .map(|p| {
                 let e = p.expr.trim();
-                let mut chars = e.chars();
-                let ok = chars
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                    && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !ok {
+                if !is_valid_label_name(e) {
                     return Err(format!(
                         "cannot parse expression [{}]: syntax error: unexpected KEY",
                         p.expr
@@ -274,15 +286,8 @@ impl LogfmtExpressions {
                 lbs.set_parsed(id.clone(), String::new());
             }
         }
-        let mut dec = Decoder::new(line);
-        while !dec.eol() {
-            if !dec.scan_keyval() {
-                if self.strict {
-                    break;
-                }
-                continue;
-            }
-            let key = sanitize_label_key(dec.key.unwrap_or_default(), true);
+        each_pair(line, self.strict, lbs, |key, value, lbs| {
+            let key = sanitize_label_key(key, true);
             // A key read under another name takes that name; a key that already is one of the
             // names is kept too (Loki matches both ways).
             let id = self
@@ -291,8 +296,7 @@ impl LogfmtExpressions {
                 .find(|(_, k)| *k == key)
                 .or_else(|| self.exprs.iter().find(|(id, _)| *id == key))
                 .map(|(id, _)| id.as_str());
-            let Some(id) = id else { continue };
-            let value = dec.value.take().unwrap_or_default();
+            let Some(id) = id else { return };
             let value = if value.contains('\u{FFFD}') {
                 String::new()
             } else {
@@ -300,11 +304,6 @@ impl LogfmtExpressions {
             };
             let name = lbs.extracted_name(Cow::Borrowed(id)).into_owned();
             lbs.set_parsed(name, value);
-        }
-        if self.strict {
-            if let Some(e) = dec.err {
-                lbs.set_err(ERR_LOGFMT, Some(e));
-            }
-        }
+        });
     }
 }

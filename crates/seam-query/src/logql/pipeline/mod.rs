@@ -18,7 +18,7 @@ mod tests;
 use std::borrow::Cow;
 
 use regex::Regex;
-use seam_model::{Label, Labels};
+use seam_model::Labels;
 
 use super::ast::{LineFilter, LogRange, RangeOp, Stage, UnwrapConv};
 use super::parser::compile_go_regex;
@@ -26,7 +26,7 @@ use super::value::{EntryLabels, LogEntry};
 use format::{LabelFormatStage, LineFormat, Selection};
 use json::JsonExpressions;
 use label_filter::CompiledLabelFilter;
-use labels_builder::{sanitize_label_key, LabelsBuilder, ERR_SAMPLE_EXTRACTION};
+use labels_builder::{LabelsBuilder, ERR_SAMPLE_EXTRACTION};
 use line_filter::CompiledLineFilter;
 use logfmt::LogfmtExpressions;
 pub(crate) use pattern::Pattern;
@@ -91,7 +91,8 @@ impl RegexpParser {
             return;
         };
         for (i, name) in &self.names {
-            let key = lbs.extracted_name(Cow::Owned(sanitize_label_key(name, true)));
+            // `new` admits valid label names only, which Loki's sanitizing leaves unchanged.
+            let key = lbs.extracted_name(Cow::Borrowed(name));
             let value = caps.get(*i).map_or("", |m| m.as_str());
             lbs.set_parsed(key.into_owned(), value.to_string());
         }
@@ -320,16 +321,8 @@ impl SampleExtractor {
         stream: &Labels,
         structured_metadata: &Labels,
     ) -> Option<(Labels, f64)> {
-        let p = &self.pipeline;
-        if p.only_line_filters && structured_metadata.is_empty() {
-            let v = match self.value {
-                SampleValue::Count => 1.0,
-                SampleValue::Bytes => line.len() as f64,
-                SampleValue::Unwrap { .. } => {
-                    return self.extract_slow(timestamp_ns, line, stream, structured_metadata)
-                }
-            };
-            return p.line_filters_keep(line).then(|| (stream.clone(), v));
+        if structured_metadata.is_empty() && self.labels_are_stream_labels() {
+            return self.stream_only_value(line).map(|v| (stream.clone(), v));
         }
         self.extract_slow(timestamp_ns, line, stream, structured_metadata)
     }
@@ -394,16 +387,9 @@ impl SampleExtractor {
             }
         };
         // As in Loki, a failed sample keeps every label so the error is not grouped away.
-        let keep_label = lbs.has_err();
-        let merged = lbs.into_entry_labels().merged();
-        if keep_label {
-            return Some((merged, value));
+        if !lbs.has_err() {
+            lbs.delete(label);
         }
-        let without: Vec<Label> = merged
-            .into_vec()
-            .into_iter()
-            .filter(|l| l.name != *label)
-            .collect();
-        Some((Labels::from_labels(without), value))
+        Some((lbs.into_entry_labels().merged(), value))
     }
 }

@@ -2,6 +2,7 @@
 //! the `pattern` parser and the `|>`/`!>` line filters, with Loki's matching rules.
 
 use memchr::memmem;
+use seam_model::labels::is_valid_label_name;
 
 /// One piece of a pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,14 +111,15 @@ impl Pattern {
             nodes = &nodes[1..];
         }
         while let Some(Node::Capture(name)) = nodes.first() {
-            let Some(Node::Literal(lit)) = nodes.get(1) else {
-                if name.is_some() {
-                    out.push(input);
+            // The capture ends where the next literal starts; with no literal after it, or
+            // the literal missing, it takes the rest of the line and matching ends.
+            let found = match nodes.get(1) {
+                Some(Node::Literal(lit)) => {
+                    memmem::find(input.as_bytes(), lit.as_bytes()).map(|i| (i, lit.len()))
                 }
-                return out;
+                _ => None,
             };
-            nodes = &nodes[2..];
-            let Some(i) = memmem::find(input.as_bytes(), lit.as_bytes()) else {
+            let Some((i, lit_len)) = found else {
                 if name.is_some() {
                     out.push(input);
                 }
@@ -126,7 +128,8 @@ impl Pattern {
             if name.is_some() {
                 out.push(&input[..i]);
             }
-            input = &input[i + lit.len()..];
+            input = &input[i + lit_len..];
+            nodes = &nodes[2..];
         }
         out
     }
@@ -160,11 +163,7 @@ fn capture_at(s: &str) -> Option<&str> {
     let body = s.strip_prefix('<')?;
     let end = body.find('>')?;
     let name = &body[..end];
-    let mut chars = name.chars();
-    let first = chars.next()?;
-    ((first.is_ascii_alphabetic() || first == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_'))
-    .then_some(name)
+    is_valid_label_name(name).then_some(name)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! type checks and messages.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -242,17 +242,18 @@ fn empty(v: &Val, fields: &dyn Fields) -> bool {
 }
 
 /// A regex compiled once per distinct pattern: templates pass constant patterns, and compiling
-/// per line would dominate `regexReplaceAll`.
-fn cached_regex(pattern: &str) -> Result<Regex, String> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
+/// per line would dominate `regexReplaceAll`. Shared behind an `Arc`, because a cloned `Regex`
+/// starts with an empty match cache that its first search per line would have to allocate.
+fn cached_regex(pattern: &str) -> Result<Arc<Regex>, String> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Regex>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(r) = cache.lock().expect("regex cache").get(pattern) {
-        return Ok(r.clone());
+        return Ok(Arc::clone(r));
     }
-    let r = compile_go_regex(pattern)?;
+    let r = Arc::new(compile_go_regex(pattern)?);
     let mut c = cache.lock().expect("regex cache");
     if c.len() < 256 {
-        c.insert(pattern.to_string(), r.clone());
+        c.insert(pattern.to_string(), Arc::clone(&r));
     }
     Ok(r)
 }

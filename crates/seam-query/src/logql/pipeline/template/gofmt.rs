@@ -4,30 +4,26 @@
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use super::Val;
-use crate::logql::pipeline::label_filter::go_quote;
+use crate::logql::format::{go_float, go_quote};
 
 /// Go's `strconv.FormatFloat(f, 'g', prec, 64)` (`prec` `None`: shortest, as `%v` prints).
-pub(in crate::logql::pipeline) fn format_g(f: f64, prec: Option<usize>) -> String {
+fn format_g(f: f64, prec: Option<usize>) -> String {
+    // The shortest form is `%v`'s, which `go_float` already prints.
+    let Some(p) = prec else {
+        return go_float(f);
+    };
     if let Some(s) = non_finite(f) {
         return s.to_string();
     }
     if f == 0.0 {
         return if f.is_sign_negative() { "-0" } else { "0" }.to_string();
     }
-    let (digits, exp) = match prec {
-        None => decimal_digits(f, None),
-        Some(p) => decimal_digits(f, Some(p.max(1))),
-    };
-    let eprec = match prec {
-        None => 6,
-        Some(p) => {
-            let p = p.max(1) as i32;
-            if p > digits.len() as i32 && digits.len() as i32 > exp {
-                digits.len() as i32
-            } else {
-                p
-            }
-        }
+    let p = p.max(1);
+    let (digits, exp) = decimal_digits(f, p);
+    let eprec = if p > digits.len() && digits.len() as i32 > exp {
+        digits.len() as i32
+    } else {
+        p as i32
     };
     let sign = if f < 0.0 { "-" } else { "" };
     if exp < -4 || exp >= eprec {
@@ -42,13 +38,10 @@ pub(in crate::logql::pipeline) fn format_g(f: f64, prec: Option<usize>) -> Strin
     }
 }
 
-/// The significant digits (trailing zeros dropped) and decimal exponent of `|f|`, shortest
-/// or rounded to `sig` digits.
-fn decimal_digits(f: f64, sig: Option<usize>) -> (String, i32) {
-    let s = match sig {
-        None => format!("{:e}", f.abs()),
-        Some(n) => format!("{:.*e}", n - 1, f.abs()),
-    };
+/// The significant digits (trailing zeros dropped) and decimal exponent of `|f|`, rounded to
+/// `sig` digits.
+fn decimal_digits(f: f64, sig: usize) -> (String, i32) {
+    let s = format!("{:.*e}", sig - 1, f.abs());
     let (mant, exp) = s.split_once('e').expect("LowerExp always has an exponent");
     let mut digits: String = mant.chars().filter(|c| *c != '.').collect();
     while digits.len() > 1 && digits.ends_with('0') {
@@ -264,7 +257,7 @@ pub(super) fn display(v: &Val, fields: &dyn super::Fields) -> String {
     match v {
         Val::Str(s) => s.clone(),
         Val::Int(i) => i.to_string(),
-        Val::Float(f) => format_g(*f, None),
+        Val::Float(f) => go_float(*f),
         Val::Bool(b) => b.to_string(),
         Val::Time(ns) => format_layout(*ns, "2006-01-02 15:04:05.999999999 -0700 MST"),
         Val::Map => {
@@ -281,7 +274,7 @@ pub(super) fn display(v: &Val, fields: &dyn super::Fields) -> String {
 
 /// Formats a time (ns since the epoch, UTC) with a Go layout such as
 /// `"2006-01-02T15:04:05.000Z07:00"`.
-pub(in crate::logql::pipeline) fn format_layout(ns: i64, layout: &str) -> String {
+pub(super) fn format_layout(ns: i64, layout: &str) -> String {
     let t: DateTime<Utc> = DateTime::from_timestamp_nanos(ns);
     let mut out = String::new();
     let mut rest = layout;

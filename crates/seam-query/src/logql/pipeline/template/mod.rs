@@ -5,7 +5,7 @@
 
 mod exec;
 mod funcs;
-pub(super) mod gofmt;
+mod gofmt;
 mod parse;
 
 use parse::{Arg, Node, Parser};

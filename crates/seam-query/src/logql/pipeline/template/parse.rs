@@ -559,10 +559,7 @@ impl<'a> Parser<'a> {
         let (body, stop) = self.list()?;
         let else_ = match stop {
             Stop::End => Vec::new(),
-            Stop::Else => match self.list()? {
-                (nodes, Stop::End) => nodes,
-                _ => return Err(self.err("expected end; found EOF")),
-            },
+            Stop::Else => self.else_body()?,
             Stop::ElseChain => {
                 let nested = self.branch(kind)?;
                 vec![if kind == "if" {
@@ -584,15 +581,20 @@ impl<'a> Parser<'a> {
         let (body, stop) = self.list()?;
         let else_ = match stop {
             Stop::End => Vec::new(),
-            Stop::Else => match self.list()? {
-                (nodes, Stop::End) => nodes,
-                _ => return Err(self.err("expected end; found EOF")),
-            },
+            Stop::Else => self.else_body()?,
             _ => return Err(self.err("unexpected EOF")),
         };
         self.range_depth -= 1;
         self.vars.truncate(scope);
         Ok(Node::Range { pipe, body, else_ })
+    }
+
+    /// After `{{else}}`: the nodes up to the `{{end}}` that must close them.
+    fn else_body(&mut self) -> Result<Vec<Node>, String> {
+        match self.list()? {
+            (nodes, Stop::End) => Ok(nodes),
+            _ => Err(self.err("expected end; found EOF")),
+        }
     }
 
     /// A pipeline up to `}}` (or `)` inside parentheses), with up to `max_decl` variables.

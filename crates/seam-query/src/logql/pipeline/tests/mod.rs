@@ -60,20 +60,25 @@ fn check(
     }
 }
 
-/// Parsed labels only: the stream is `{app="api"}`, no metadata, the line unchanged.
-fn check_parsed(stages: &[Stage], line: &str, parsed: &[(&str, &str)]) {
+/// The entry is kept with its line and stream as they were, no metadata, and `parsed` added.
+fn check_kept(stages: &[Stage], line: &str, stream: &[(&str, &str)], parsed: &[(&str, &str)]) {
     check(
         stages,
         line,
-        &[("app", "api")],
+        stream,
         &[],
         Some(Want {
             line,
-            stream: &[("app", "api")],
+            stream,
             structured_metadata: &[],
             parsed,
         }),
     );
+}
+
+/// Parsed labels only: the stream is `{app="api"}`, no metadata, the line unchanged.
+fn check_parsed(stages: &[Stage], line: &str, parsed: &[(&str, &str)]) {
+    check_kept(stages, line, &[("app", "api")], parsed);
 }
 
 fn matcher(name: &str, op: MatchOp, value: &str) -> Matcher {
