@@ -10,7 +10,7 @@ use super::steps::{SampleSeries, SampleSet};
 use super::QueryError;
 
 /// The label Loki's pipeline sets when a stage fails on an entry.
-pub(super) const ERROR_LABEL: &str = "__error__";
+const ERROR_LABEL: &str = "__error__";
 /// With value `true`, a series keeps its `__error__` label without failing the query.
 const PRESERVE_ERROR_LABEL: &str = "__preserve_error__";
 

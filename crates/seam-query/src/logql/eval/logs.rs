@@ -4,13 +4,12 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use seam_model::Labels;
-use seam_store::{Direction, LogRowRef, LogScan, LogVisitor};
+use seam_store::{Direction, LogRowRef, LogVisitor};
 
 use super::super::ast::LogExpr;
 use super::super::pipeline::Pipeline;
 use super::super::value::LogEntry;
-use super::scan::{self, Deadline, LineTest};
+use super::scan::{self, Deadline, Source};
 use super::{Ctx, QueryError, QueryTime};
 
 /// An entry in the heap, ordered so the heap's top is the entry that leaves first: the newest
@@ -53,7 +52,7 @@ impl Ord for Ranked {
 }
 
 struct LogCollector<'a> {
-    streams: &'a [(u64, Labels)],
+    source: &'a Source,
     pipeline: &'a Pipeline,
     limit: usize,
     backward: bool,
@@ -98,7 +97,7 @@ impl LogVisitor for LogCollector<'_> {
         if !self.could_enter(row.timestamp_ns) {
             return;
         }
-        let Some(stream) = scan::stream_labels(self.streams, row.stream_id) else {
+        let Some(stream) = self.source.stream_labels(row.stream_id) else {
             return;
         };
         self.md_bytes += scan::metadata_bytes(row.structured_metadata);
@@ -142,26 +141,15 @@ pub(super) fn select(
         return Ok(Vec::new());
     }
     let pipeline = Pipeline::new(&q.pipeline).map_err(QueryError::Invalid)?;
-    let test = LineTest::new(&q.pipeline)?;
     let start = time.start_ns;
     let end = if time.end_ns > start {
         time.end_ns - 1
     } else {
         start
     };
-    let streams = scan::select_streams(ctx, &q.matchers, start, end)?;
-    let ids: Vec<u64> = streams.iter().map(|(id, _)| *id).collect();
-    let keep = |line: &str| test.keep(line);
-    let scan_spec = LogScan {
-        stream_ids: &ids,
-        start_ns: start,
-        end_ns: end,
-        required_substrings: test.required.clone(),
-        keep_line: &keep,
-        direction: time.direction,
-    };
+    let source = Source::new(ctx, q, start, end)?;
     let mut collector = LogCollector {
-        streams: &streams,
+        source: &source,
         pipeline: &pipeline,
         limit: time.limit,
         backward: time.direction == Direction::Backward,
@@ -171,12 +159,10 @@ pub(super) fn select(
         post_filter: 0,
         md_bytes: 0,
     };
-    let stats = ctx
-        .store
-        .visit_logs(ctx.tenant, &scan_spec, &mut collector)?;
+    let stats = source.scan(ctx, time.direction, &mut collector)?;
     scan::add_scan_stats(ctx, &stats, collector.post_filter, collector.md_bytes);
     if collector.timed_out {
-        return Err(QueryError::Timeout(scan::TIMEOUT_MESSAGE.into()));
+        return Err(scan::timeout());
     }
     // Ascending in the heap's order is the requested direction: oldest first forward, newest
     // first backward.

@@ -18,12 +18,12 @@ mod vector_agg;
 
 use std::time::Instant;
 
-use seam_model::{Labels, Tenant};
+use seam_model::Tenant;
 use seam_store::{Direction, Store, StoreError};
 
 use super::ast::{Expr, Grouping, RangeOp, SampleExpr, VectorOp};
 use super::value::{InstantSample, QueryStats, QueryValue, Series};
-use steps::{SampleSeries, SampleSet, Steps};
+use steps::{SampleSet, Steps};
 
 /// The time frame of a query.
 #[derive(Clone, Copy, Debug)]
@@ -117,9 +117,7 @@ impl Ctx<'_> {
     /// Fails once the deadline has passed.
     fn check_deadline(&self) -> Result<(), QueryError> {
         match self.limits.deadline {
-            Some(d) if Instant::now() >= d => {
-                Err(QueryError::Timeout(scan::TIMEOUT_MESSAGE.into()))
-            }
+            Some(d) if Instant::now() >= d => Err(scan::timeout()),
             _ => Ok(()),
         }
     }
@@ -255,10 +253,7 @@ fn eval_sample(
             binary::evaluate(ctx, steps, &b, series_limited)?
         }
         SampleExpr::Literal(v) => Value::Scalar(*v),
-        SampleExpr::VectorLiteral(v) => Value::Vector(vec![SampleSeries {
-            labels: Labels::default(),
-            points: (0..steps.n).map(|i| (i, *v)).collect(),
-        }]),
+        SampleExpr::VectorLiteral(v) => Value::Vector(vec![steps.constant(*v)]),
         SampleExpr::LabelReplace {
             inner,
             dst,
@@ -305,10 +300,7 @@ fn metric(ctx: &mut Ctx<'_>, e: &SampleExpr, time: &QueryTime) -> Result<QueryVa
                 value: v,
             })
         }
-        Value::Scalar(v) => vec![SampleSeries {
-            labels: Labels::default(),
-            points: (0..steps.n).map(|i| (i, v)).collect(),
-        }],
+        Value::Scalar(v) => vec![steps.constant(v)],
         Value::Vector(set) => set,
     };
     let max = ctx.max_series();

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use seam_model::Labels;
-use seam_store::{Direction, LogRowRef, LogScan, LogVisitor};
+use seam_store::{Direction, LogRowRef, LogVisitor};
 
 use super::super::ast::{Grouping, LogRange, RangeOp};
 use super::super::pipeline::SampleExtractor;
@@ -17,7 +17,7 @@ use super::labels::{absent_labels, group_labels, pipeline_error};
 use super::range_acc::{
     Agg, Avg, Count, Finish, First, Last, Max, Min, SlidingWindow, Sum, Values, Var,
 };
-use super::scan::{self, Deadline, LineTest};
+use super::scan::{self, Deadline, Source};
 use super::steps::{SampleSeries, SampleSet, Steps};
 use super::{series_limit_error, Ctx, QueryError};
 
@@ -156,7 +156,7 @@ impl<A: Agg> SeriesAcc<A> {
 }
 
 struct RangeCollector<'a, A> {
-    streams: &'a [(u64, Labels)],
+    source: &'a Source,
     extractor: &'a SampleExtractor,
     windows: &'a Windows,
     grouping: Option<&'a Grouping>,
@@ -174,73 +174,87 @@ struct RangeCollector<'a, A> {
     lines: bool,
 }
 
+impl<A: Agg> RangeCollector<'_, A> {
+    /// The series a sample with these labels adds to, created on first sight; `None` once a
+    /// failure is recorded instead.
+    fn series_for(&mut self, labels: Labels) -> Option<usize> {
+        // Every covered sample shows up in some step's output, where Loki refuses a series that
+        // still carries `__error__`; failing at the first one saves the rest of the scan. Like
+        // Loki, grouping does not apply to such a sample, so the message names the whole series.
+        if let Some(e) = pipeline_error(&labels) {
+            self.failure = Some(e);
+            return None;
+        }
+        let labels = match self.grouping {
+            Some(g) => group_labels(&labels, Some(g)),
+            None => labels,
+        };
+        if let Some(&i) = self.index.get(&labels) {
+            return Some(i);
+        }
+        if let Some(max) = self.series_limit.filter(|&max| self.series.len() >= max) {
+            self.failure = Some(series_limit_error(max));
+            return None;
+        }
+        self.series.push(SeriesAcc {
+            labels: labels.clone(),
+            segs: Vec::new(),
+        });
+        self.index.insert(labels, self.series.len() - 1);
+        Some(self.series.len() - 1)
+    }
+
+    /// The series of a sample whose labels are its stream's own, looked up once per stream.
+    fn stream_series(&mut self, stream_id: u64) -> Option<usize> {
+        if let Some(&i) = self.by_stream.get(&stream_id) {
+            return Some(i);
+        }
+        let labels = self.source.stream_labels(stream_id)?.clone();
+        let i = self.series_for(labels)?;
+        self.by_stream.insert(stream_id, i);
+        Some(i)
+    }
+}
+
 impl<A: Agg> LogVisitor for RangeCollector<'_, A> {
     fn visit(&mut self, row: LogRowRef<'_>) {
         if self.failure.is_some() {
             return;
         }
         if self.deadline.tick() {
-            self.failure = Some(QueryError::Timeout(scan::TIMEOUT_MESSAGE.into()));
+            self.failure = Some(scan::timeout());
             return;
         }
         let Some(seg) = self.windows.segment(row.timestamp_ns) else {
             return;
         };
         let md_bytes = scan::metadata_bytes(row.structured_metadata);
-        let stream_only = md_bytes == 0 && self.extractor.labels_are_stream_labels();
-        if stream_only {
-            if let Some(&i) = self.by_stream.get(&row.stream_id) {
-                if let Some(v) = self.extractor.stream_only_value(row.line) {
-                    self.post_filter += 1;
-                    self.series[i].add(seg, row.timestamp_ns, v);
-                }
+        let (i, v) = if md_bytes == 0 && self.extractor.labels_are_stream_labels() {
+            let Some(v) = self.extractor.stream_only_value(row.line) else {
                 return;
-            }
-        }
-        let Some(stream) = scan::stream_labels(self.streams, row.stream_id) else {
-            return;
-        };
-        self.md_bytes += md_bytes;
-        let md = scan::parse_metadata(row.structured_metadata);
-        let Some((labels, v)) = self
-            .extractor
-            .extract(row.timestamp_ns, row.line, stream, &md)
-        else {
-            return;
+            };
+            let Some(i) = self.stream_series(row.stream_id) else {
+                return;
+            };
+            (i, v)
+        } else {
+            let Some(stream) = self.source.stream_labels(row.stream_id) else {
+                return;
+            };
+            self.md_bytes += md_bytes;
+            let md = scan::parse_metadata(row.structured_metadata);
+            let Some((labels, v)) = self
+                .extractor
+                .extract(row.timestamp_ns, row.line, stream, &md)
+            else {
+                return;
+            };
+            let Some(i) = self.series_for(labels) else {
+                return;
+            };
+            (i, v)
         };
         self.post_filter += 1;
-        // Every covered sample shows up in some step's output, where Loki refuses a series that
-        // still carries `__error__`; failing at the first one saves the rest of the scan. Like
-        // Loki, grouping does not apply to such a sample, so the message names the whole series.
-        if let Some(e) = pipeline_error(&labels) {
-            self.failure = Some(e);
-            return;
-        }
-        let labels = match self.grouping {
-            Some(g) => group_labels(&labels, Some(g)),
-            None => labels,
-        };
-        let i = match self.index.get(&labels) {
-            Some(&i) => i,
-            None => {
-                if self
-                    .series_limit
-                    .is_some_and(|max| self.series.len() >= max)
-                {
-                    self.failure = Some(series_limit_error(self.series_limit.unwrap_or(0)));
-                    return;
-                }
-                self.series.push(SeriesAcc {
-                    labels: labels.clone(),
-                    segs: Vec::new(),
-                });
-                self.index.insert(labels, self.series.len() - 1);
-                self.series.len() - 1
-            }
-        };
-        if stream_only {
-            self.by_stream.insert(row.stream_id, i);
-        }
         self.series[i].add(seg, row.timestamp_ns, v);
     }
 
@@ -315,20 +329,9 @@ fn run<A: Agg>(
     let windows = Windows::new(steps, range.range_ns, range.offset_ns);
     let mut set: SampleSet = Vec::new();
     if let Some((lo, hi)) = windows.scan_range() {
-        let test = LineTest::new(&range.log.pipeline)?;
-        let streams = scan::select_streams(ctx, &range.log.matchers, lo, hi)?;
-        let ids: Vec<u64> = streams.iter().map(|(id, _)| *id).collect();
-        let keep = |line: &str| test.keep(line);
-        let spec = LogScan {
-            stream_ids: &ids,
-            start_ns: lo,
-            end_ns: hi,
-            required_substrings: test.required.clone(),
-            keep_line: &keep,
-            direction: Direction::Forward,
-        };
+        let source = Source::new(ctx, &range.log, lo, hi)?;
         let mut c = RangeCollector::<A> {
-            streams: &streams,
+            source: &source,
             extractor: &extractor,
             windows: &windows,
             grouping: agg.grouping,
@@ -342,7 +345,7 @@ fn run<A: Agg>(
             md_bytes: 0,
             lines: reads_lines(agg.op, range),
         };
-        let stats = ctx.store.visit_logs(ctx.tenant, &spec, &mut c)?;
+        let stats = source.scan(ctx, Direction::Forward, &mut c)?;
         scan::add_scan_stats(ctx, &stats, c.post_filter, c.md_bytes);
         if let Some(e) = c.failure {
             return Err(e);

@@ -1,64 +1,113 @@
 //! What both query kinds need around a store scan: stream selection, the line test pushed into
-//! the scan, structured metadata decoding, and the deadline.
+//! the scan, structured metadata decoding, the deadline and the statistics.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use seam_model::{Labels, Signal};
-use seam_store::ScanStats;
+use seam_store::{Direction, LogScan, LogVisitor, ScanStats};
 
-use super::super::ast::{LineFilterOp, Matcher, Stage};
+use super::super::ast::{LineFilterOp, LogExpr, Stage};
 use super::super::pipeline::Pipeline;
 use super::{Ctx, QueryError};
 
 /// Loki's answer when a query runs past its deadline (`server.ErrDeadlineExceeded`).
-pub(super) const TIMEOUT_MESSAGE: &str = "request timed out, decrease the duration of the request \
+const TIMEOUT_MESSAGE: &str = "request timed out, decrease the duration of the request \
      or add more label matchers (prefer exact match over regex match) to reduce the amount of \
      data processed";
+
+/// The error of a query that ran past its deadline.
+pub(super) fn timeout() -> QueryError {
+    QueryError::Timeout(TIMEOUT_MESSAGE.into())
+}
 
 /// How many rows a visitor handles between two looks at the clock.
 const DEADLINE_EVERY: u32 = 1024;
 
-/// The streams a selector picks in `[start_ns, end_ns]`, sorted by id.
-pub(super) fn select_streams(
-    ctx: &Ctx<'_>,
-    matchers: &[Matcher],
+/// The rows a log selector picks over a time range: its streams, and the line filters of its
+/// pipeline that run inside the store scan. Both query kinds read the store through it.
+pub(super) struct Source {
+    /// The selected streams, sorted by id.
+    streams: Vec<(u64, Labels)>,
+    ids: Vec<u64>,
+    test: LineTest,
     start_ns: i64,
     end_ns: i64,
-) -> Result<Vec<(u64, Labels)>, QueryError> {
-    let matchers = matchers
-        .iter()
-        .map(|m| {
-            m.to_label_matcher()
-                .map_err(|e| QueryError::Invalid(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(ctx
-        .store
-        .select_series(ctx.tenant, Signal::Logs, &matchers, start_ns, end_ns))
 }
 
-/// The labels of a stream id from a `select_streams` answer.
-pub(super) fn stream_labels(streams: &[(u64, Labels)], id: u64) -> Option<&Labels> {
-    streams
-        .binary_search_by_key(&id, |(i, _)| *i)
-        .ok()
-        .map(|i| &streams[i].1)
+impl Source {
+    /// Compiles the pushed-down line filters of `log` and selects its streams with data in
+    /// `[start_ns, end_ns]`.
+    pub(super) fn new(
+        ctx: &Ctx<'_>,
+        log: &LogExpr,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Source, QueryError> {
+        let test = LineTest::new(&log.pipeline)?;
+        let matchers = log
+            .matchers
+            .iter()
+            .map(|m| {
+                m.to_label_matcher()
+                    .map_err(|e| QueryError::Invalid(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let streams =
+            ctx.store
+                .select_series(ctx.tenant, Signal::Logs, &matchers, start_ns, end_ns);
+        let ids = streams.iter().map(|(id, _)| *id).collect();
+        Ok(Source {
+            streams,
+            ids,
+            test,
+            start_ns,
+            end_ns,
+        })
+    }
+
+    /// The labels of a selected stream.
+    pub(super) fn stream_labels(&self, id: u64) -> Option<&Labels> {
+        self.streams
+            .binary_search_by_key(&id, |(i, _)| *i)
+            .ok()
+            .map(|i| &self.streams[i].1)
+    }
+
+    /// Streams the rows of the selected streams in `[start_ns, end_ns]` that pass the line test
+    /// through `visitor`, roughly in `direction` order.
+    pub(super) fn scan(
+        &self,
+        ctx: &Ctx<'_>,
+        direction: Direction,
+        visitor: &mut dyn LogVisitor,
+    ) -> Result<ScanStats, QueryError> {
+        let keep = |line: &str| self.test.keep(line);
+        let spec = LogScan {
+            stream_ids: &self.ids,
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            required_substrings: self.test.required.clone(),
+            keep_line: &keep,
+            direction,
+        };
+        Ok(ctx.store.visit_logs(ctx.tenant, &spec, visitor)?)
+    }
 }
 
 /// The line filters a pipeline lets run inside the store scan (`Pipeline::pushdown`), compiled
 /// as a pipeline of their own. The full pipeline applies them again; running them early saves
 /// decoding and processing work for lines that fail.
-pub(super) struct LineTest {
+struct LineTest {
     filters: Option<Pipeline>,
     /// Substrings every kept line contains, for the store's token filter: the positive `|=`
     /// filters without alternatives.
-    pub required: Vec<Vec<u8>>,
+    required: Vec<Vec<u8>>,
 }
 
 impl LineTest {
     /// Compiles the pushed-down filters of `stages`.
-    pub(super) fn new(stages: &[Stage]) -> Result<LineTest, QueryError> {
+    fn new(stages: &[Stage]) -> Result<LineTest, QueryError> {
         let filters = Pipeline::pushdown(stages);
         let required = filters
             .iter()
@@ -76,7 +125,7 @@ impl LineTest {
 
     /// Whether a line passes every pushed-down filter. The pipeline holds only line filters,
     /// so testing them alone decides it without copying the line into an entry.
-    pub(super) fn keep(&self, line: &str) -> bool {
+    fn keep(&self, line: &str) -> bool {
         self.filters
             .as_ref()
             .is_none_or(|p| p.line_filters_keep(line))

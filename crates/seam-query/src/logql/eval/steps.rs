@@ -57,6 +57,14 @@ impl Steps {
     pub(super) fn at(&self, i: usize) -> i64 {
         self.start + self.step * i as i64
     }
+
+    /// A series without labels holding `v` at every step (a scalar or `vector(v)`).
+    pub(super) fn constant(&self, v: f64) -> SampleSeries {
+        SampleSeries {
+            labels: Labels::default(),
+            points: (0..self.n).map(|i| (i, v)).collect(),
+        }
+    }
 }
 
 /// One series of an intermediate result: its labels and its values at some steps.

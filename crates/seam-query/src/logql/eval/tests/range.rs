@@ -174,6 +174,38 @@ fn counting_rows_leaves_the_lines_unread() {
 }
 
 #[test]
+fn rows_with_metadata_form_their_own_series_beside_the_streams() {
+    let f = Fixture::new();
+    let plain: [StreamSpec<'_>; 1] = [(&[("app", "api")], &[(40, "x1"), (50, "y2"), (58, "x3")])];
+    let tagged: [StreamSpec<'_>; 1] = [(&[("app", "api")], &[(45, "x4"), (55, "y5")])];
+    f.append(&plain, &[]);
+    f.append(&tagged, &[("trace_id", "abc")]);
+    let q = || {
+        Expr::Sample(range_agg(
+            RangeOp::CountOverTime,
+            sel(vec![eq("app", "api")], vec![contains("x")]),
+            30,
+            0,
+        ))
+    };
+    for flushed in [false, true] {
+        if flushed {
+            f.flush();
+        }
+        // (30s, 60s]: x1 and x3 plain, x4 with metadata; y2 and y5 fail the filter.
+        let out = f.run(q(), at(60));
+        assert_vector(
+            &out,
+            &[
+                (r#"{app="api"}"#, 2.0),
+                (r#"{app="api", trace_id="abc"}"#, 1.0),
+            ],
+        );
+        assert_eq!(out.stats.post_filter_lines, 3, "flushed: {flushed}");
+    }
+}
+
+#[test]
 fn absent_over_time_reports_the_empty_steps() {
     let f = standard();
     let q = Expr::Sample(range_agg(
