@@ -33,6 +33,18 @@ pub enum BodyError {
     UnsupportedEncoding(String),
 }
 
+impl BodyError {
+    /// The HTTP status a receiver answers it with: 413 past a limit, 415 for an encoding Seam
+    /// does not decode, 400 for a corrupt body.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            BodyError::TooLarge { .. } => http::StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::UnsupportedEncoding(_) => http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            BodyError::BadGzip { .. } | BodyError::BadSnappy(_) => http::StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
 /// The content encodings Seam accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {

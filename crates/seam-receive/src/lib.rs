@@ -11,3 +11,8 @@ pub mod otlp_http;
 pub mod sink;
 
 pub use sink::{Admission, Protocol, Refusal, Sink};
+
+/// The tenant an HTTP request names in `X-Scope-OrgID`, or the default one when it names none.
+pub fn tenant(headers: &http::HeaderMap) -> Result<seam_model::Tenant, seam_model::TenantError> {
+    seam_model::Tenant::from_header(headers.get("x-scope-orgid").and_then(|v| v.to_str().ok()))
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -121,43 +121,17 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 fn body_error(e: BodyError) -> Response {
-    let status = match e {
-        BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        BodyError::BadGzip { .. } | BodyError::BadSnappy(_) => StatusCode::BAD_REQUEST,
-    };
-    text(status, e.to_string())
+    text(e.status(), e.to_string())
 }
 
 fn refusal(r: Refusal) -> Response {
-    match r {
-        Refusal::Overloaded {
-            retry_after_secs,
-            message,
-        } => {
-            let mut resp = text(StatusCode::TOO_MANY_REQUESTS, message);
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            resp
-        }
-        Refusal::Unavailable(m) => {
-            let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, m);
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
-            resp
-        }
-        Refusal::Internal(m) => text(StatusCode::INTERNAL_SERVER_ERROR, m),
-    }
+    r.with_retry_after(text(r.status(), r.to_string()))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
     Protobuf,
     Json,
-}
-
-fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
-    h.get(name).and_then(|v| v.to_str().ok())
 }
 
 fn format_of(headers: &HeaderMap) -> Result<Format, String> {
@@ -206,18 +180,25 @@ pub fn validate(streams: Vec<PushStream>, cfg: &PushLimits, now_ns: i64) -> Vali
                 continue;
             }
         };
-        let set = Labels::from_labels(labels.clone());
-        let name = set.to_string();
+        // Names are checked as pushed: the set drops empty values and repeated names.
+        let bad_name = labels
+            .iter()
+            .find(|l| !is_valid_label_name(&l.name))
+            .map(|l| l.name.clone());
+        let set = Labels::from_labels(labels);
+        // The stream's text, for error messages only.
+        let name = || set.to_string();
         let stream_err = if set.is_empty() {
             Some("error at least one label pair is required per stream".to_string())
-        } else if let Some(bad) = labels.iter().find(|l| !is_valid_label_name(&l.name)) {
+        } else if let Some(bad) = bad_name {
             Some(format!(
-                "stream '{name}' has invalid label name '{}' (must match [a-zA-Z_][a-zA-Z0-9_]*)",
-                bad.name
+                "stream '{}' has invalid label name '{bad}' (must match [a-zA-Z_][a-zA-Z0-9_]*)",
+                name()
             ))
         } else if set.len() > cfg.max_label_names_per_stream {
             Some(format!(
-                "stream '{name}' has {} label names; limit {}",
+                "stream '{}' has {} label names; limit {}",
+                name(),
                 set.len(),
                 cfg.max_label_names_per_stream
             ))
@@ -233,19 +214,22 @@ pub fn validate(streams: Vec<PushStream>, cfg: &PushLimits, now_ns: i64) -> Vali
         for (ts, line, md) in s.entries {
             let err = if ts < oldest {
                 Some(format!(
-                    "entry for stream '{name}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
+                    "entry for stream '{}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
+                    name(),
                     rfc3339(ts),
                     rfc3339(oldest)
                 ))
             } else if ts > newest {
                 Some(format!(
-                    "entry for stream '{name}' has timestamp too new: {}",
+                    "entry for stream '{}' has timestamp too new: {}",
+                    name(),
                     rfc3339(ts)
                 ))
             } else if line.len() > cfg.max_line_size {
                 Some(format!(
-                    "max entry size '{}' bytes exceeded for stream '{name}' while adding an entry with length '{}' bytes",
+                    "max entry size '{}' bytes exceeded for stream '{}' while adding an entry with length '{}' bytes",
                     cfg.max_line_size,
+                    name(),
                     line.len()
                 ))
             } else {
@@ -253,7 +237,8 @@ pub fn validate(streams: Vec<PushStream>, cfg: &PushLimits, now_ns: i64) -> Vali
                     .find(|l| !is_valid_label_name(&l.name))
                     .map(|bad| {
                         format!(
-                            "entry for stream '{name}' has invalid structured metadata name '{}'",
+                            "entry for stream '{}' has invalid structured metadata name '{}'",
+                            name(),
                             bad.name
                         )
                     })
@@ -294,11 +279,13 @@ async fn handle(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Body)
         Ok(f) => f,
         Err(m) => return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
     };
-    let tenant = match Tenant::from_header(header_str(&headers, "x-scope-orgid")) {
+    let tenant = match crate::tenant(&headers) {
         Ok(t) => t,
         Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let ce = header_str(&headers, header::CONTENT_ENCODING);
+    let ce = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
     let snappy_header = ce.is_some_and(|v| v.trim().eq_ignore_ascii_case("snappy"));
     let encoding = if snappy_header {
         Encoding::Identity

@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use prost::Message;
-use seam_model::Tenant;
 
 use crate::body::{self, BodyError, Encoding, IntakeError};
 use crate::otlp::{export, Logs, Metrics, OtlpConverter, OtlpSignal, Traces};
@@ -110,41 +109,18 @@ fn error(format: Format, status: StatusCode, code: i32, message: String) -> Resp
         .into_response()
 }
 
-/// The answer to a body that could not be read: 413 past a limit, 415 for an encoding Seam does
-/// not decode, 400 otherwise.
+/// The answer to a body that could not be read, with the status [`BodyError::status`] names.
 fn body_error(format: Format, e: BodyError) -> Response {
-    let status = match e {
-        BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        BodyError::BadGzip { .. } | BodyError::BadSnappy(_) => StatusCode::BAD_REQUEST,
-    };
-    error(format, status, INVALID_ARGUMENT, e.to_string())
+    error(format, e.status(), INVALID_ARGUMENT, e.to_string())
 }
 
 fn refusal(format: Format, r: Refusal) -> Response {
-    match r {
-        Refusal::Overloaded {
-            retry_after_secs,
-            message,
-        } => {
-            let mut resp = error(
-                format,
-                StatusCode::TOO_MANY_REQUESTS,
-                RESOURCE_EXHAUSTED,
-                message,
-            );
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            resp
-        }
-        Refusal::Unavailable(m) => {
-            let mut resp = error(format, StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, m);
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
-            resp
-        }
-        Refusal::Internal(m) => error(format, StatusCode::INTERNAL_SERVER_ERROR, INTERNAL, m),
-    }
+    let code = match r {
+        Refusal::Overloaded { .. } => RESOURCE_EXHAUSTED,
+        Refusal::Unavailable(_) => UNAVAILABLE,
+        Refusal::Internal(_) => INTERNAL,
+    };
+    r.with_retry_after(error(format, r.status(), code, r.to_string()))
 }
 
 fn format_of(headers: &HeaderMap) -> Result<Format, String> {
@@ -173,18 +149,17 @@ async fn handle<S: OtlpSignal>(
                 .into_response()
         }
     };
-    let tenant =
-        match Tenant::from_header(headers.get("x-scope-orgid").and_then(|v| v.to_str().ok())) {
-            Ok(t) => t,
-            Err(e) => {
-                return error(
-                    format,
-                    StatusCode::BAD_REQUEST,
-                    INVALID_ARGUMENT,
-                    e.to_string(),
-                )
-            }
-        };
+    let tenant = match crate::tenant(&headers) {
+        Ok(t) => t,
+        Err(e) => {
+            return error(
+                format,
+                StatusCode::BAD_REQUEST,
+                INVALID_ARGUMENT,
+                e.to_string(),
+            )
+        }
+    };
     let encoding = match Encoding::from_header(
         headers
             .get(header::CONTENT_ENCODING)

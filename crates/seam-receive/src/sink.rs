@@ -54,6 +54,32 @@ pub enum Refusal {
     Internal(String),
 }
 
+impl Refusal {
+    /// The HTTP status a receiver answers it with: 429, 503 or 500.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Refusal::Overloaded { .. } => http::StatusCode::TOO_MANY_REQUESTS,
+            Refusal::Unavailable(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Internal(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// `resp` with the `Retry-After` an HTTP answer to this refusal carries: the sink's seconds
+    /// for an overload, 1 while unavailable, none for an internal failure.
+    pub fn with_retry_after(&self, mut resp: axum::response::Response) -> axum::response::Response {
+        let secs = match self {
+            Refusal::Overloaded {
+                retry_after_secs, ..
+            } => *retry_after_secs,
+            Refusal::Unavailable(_) => 1,
+            Refusal::Internal(_) => return resp,
+        };
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        resp
+    }
+}
+
 /// Where receivers deliver decoded batches.
 pub trait Sink: Send + Sync + 'static {
     /// Reserves memory for a body of `bytes` before it is read or decoded.

@@ -13,9 +13,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use seam_correlate::{bridge_batch, CorrelationConfig, Correlator, Link, RemoteSegment};
+use seam_correlate::{
+    bridge_batch, CorrelationConfig, Correlator, KeyExtractor, KeyMatch, Link, RemoteSegment,
+};
 use seam_model::otlp::trace::v1::ResourceSpans;
-use seam_model::{Batch, Label, LogBatch, Tenant};
+use seam_model::{Batch, Label, LogBatch, Tenant, TraceId};
 use seam_store::Store;
 
 use crate::params::now_ns;
@@ -43,6 +45,8 @@ pub const CORRELATED_TRACE_ID: &str = "seam_correlated_trace_id";
 /// The engine plus what feeds it and what it writes.
 pub struct Correlation {
     engine: Mutex<Engine>,
+    /// The engine's key extractor, for reading log lines outside the engine's lock.
+    extractor: KeyExtractor,
     config: CorrelationConfig,
     metrics: CorrelationMetrics,
     /// The shared index of replicas, when `correlation.redis_url` is set.
@@ -100,6 +104,7 @@ impl Correlation {
         let mut correlator = Correlator::new(config.clone());
         correlator.track_changes(redis.is_some());
         Correlation {
+            extractor: correlator.extractor().clone(),
             engine: Mutex::new(Engine {
                 correlator,
                 exported: BTreeMap::new(),
@@ -113,6 +118,11 @@ impl Correlation {
     /// The settings in force.
     pub fn config(&self) -> &CorrelationConfig {
         &self.config
+    }
+
+    /// The key extractor the engine matches with.
+    pub fn extractor(&self) -> &KeyExtractor {
+        &self.extractor
     }
 
     /// Observes a tenant's spans; returns the links decided at once.
@@ -180,47 +190,56 @@ impl Correlation {
     /// structured metadata, stream labels and the line (`key=value`, `key: value`, JSON fields).
     /// Returns how many entries were enriched.
     pub fn enrich_logs(&self, tenant: &Tenant, batch: &mut LogBatch) -> usize {
-        let e = self.engine.lock();
-        let extractor = e.correlator.extractor();
-        let mut enriched = 0;
+        // While the engine holds no key value no entry can match: the lines need not be read.
+        if self.engine.lock().correlator.active_keys() == 0 {
+            return 0;
+        }
+        // Reading the lines is the costly part, so it is done without the engine's lock; the
+        // lock is taken once, for the entries that carry a key.
+        let mut keyed: Vec<(usize, usize, Vec<KeyMatch>)> = Vec::new();
         let mut keys = Vec::new();
-        for stream in &mut batch.streams {
-            let service = stream
-                .labels
-                .iter()
-                .find(|l| l.name == "service_name")
-                .map(|l| l.value.clone());
-            for entry in &mut stream.entries {
+        for (si, stream) in batch.streams.iter().enumerate() {
+            for (ei, entry) in stream.entries.iter().enumerate() {
                 if !entry.trace_id.is_empty() {
                     continue;
                 }
-                keys.clear();
                 for l in entry.structured_metadata.iter().chain(&stream.labels) {
-                    keys.extend(extractor.match_pair(&l.name, &l.value));
+                    keys.extend(self.extractor.match_pair(&l.name, &l.value));
                 }
-                extractor.extract_from_text(&entry.line, &mut keys);
-                if keys.is_empty() {
-                    continue;
-                }
-                if let Some(t) = e.correlator.correlate_log(
-                    tenant.as_str(),
-                    &keys,
-                    entry.timestamp_ns,
-                    service.as_deref(),
-                ) {
-                    entry
-                        .structured_metadata
-                        .push(Label::new(CORRELATED_TRACE_ID, t.to_hex()));
-                    entry
-                        .structured_metadata
-                        .sort_by(|a, b| a.name.cmp(&b.name));
-                    enriched += 1;
+                self.extractor.extract_from_text(&entry.line, &mut keys);
+                if !keys.is_empty() {
+                    keyed.push((si, ei, std::mem::take(&mut keys)));
                 }
             }
         }
-        drop(e);
-        self.metrics.logs_enriched.inc_by(enriched as u64);
-        enriched
+        if keyed.is_empty() {
+            return 0;
+        }
+        let matched: Vec<(usize, usize, TraceId)> = {
+            let e = self.engine.lock();
+            keyed
+                .iter()
+                .filter_map(|(si, ei, keys)| {
+                    let stream = &batch.streams[*si];
+                    let service = stream
+                        .labels
+                        .iter()
+                        .find(|l| l.name == "service_name")
+                        .map(|l| l.value.as_str());
+                    let ts = stream.entries[*ei].timestamp_ns;
+                    e.correlator
+                        .correlate_log(tenant.as_str(), keys, ts, service)
+                        .map(|t| (*si, *ei, t))
+                })
+                .collect()
+        };
+        for (si, ei, t) in &matched {
+            let md = &mut batch.streams[*si].entries[*ei].structured_metadata;
+            md.push(Label::new(CORRELATED_TRACE_ID, t.to_hex()));
+            md.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        self.metrics.logs_enriched.inc_by(matched.len() as u64);
+        matched.len()
     }
 
     /// Writes the bridge spans of `links` durably, per tenant.

@@ -298,8 +298,8 @@ fn encode(origin: &str, seg: &RemoteSegment) -> String {
             .iter()
             .map(|s| {
                 (
-                    hex(&s.span_id.0),
-                    s.parent_span_id.map(|p| hex(&p.0)).unwrap_or_default(),
+                    s.span_id.to_hex(),
+                    s.parent_span_id.map(|p| p.to_hex()).unwrap_or_default(),
                     s.service,
                     s.name.to_string(),
                     s.start_ns,
@@ -318,15 +318,15 @@ fn encode(origin: &str, seg: &RemoteSegment) -> String {
 
 fn decode(text: &str) -> Option<(String, RemoteSegment)> {
     let w: Wire = serde_json::from_str(text).ok()?;
-    let trace_id = TraceId::from_slice(&unhex(&w.t)?).ok()?;
+    let trace_id = TraceId::from_slice(&hex::decode(&w.t).ok()?).ok()?;
     let mut spans = Vec::with_capacity(w.sp.len());
     for (id, parent, service, name, start_ns, end_ns) in w.sp {
         spans.push(CompactSpan {
-            span_id: SpanId::from_slice(&unhex(&id)?).ok()?,
+            span_id: SpanId::from_slice(&hex::decode(&id).ok()?).ok()?,
             parent_span_id: if parent.is_empty() {
                 None
             } else {
-                Some(SpanId::from_slice(&unhex(&parent)?).ok()?)
+                Some(SpanId::from_slice(&hex::decode(&parent).ok()?).ok()?)
             },
             service,
             name: name.into(),
@@ -353,20 +353,6 @@ fn decode(text: &str) -> Option<(String, RemoteSegment)> {
                 .collect(),
         },
     ))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -191,7 +191,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     let mut store_cfg = cfg.store.clone();
     store_cfg.observer = Some(telemetry as Arc<dyn seam_store::StoreObserver>);
     store_cfg.span_keys = Some(Arc::new(correlation::EngineSpanKeys(
-        seam_correlate::KeyExtractor::new(&cfg.correlation),
+        correlation.extractor().clone(),
     )));
     let opener_state = state.clone();
     let opener = tokio::spawn(async move {

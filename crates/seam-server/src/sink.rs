@@ -53,11 +53,11 @@ impl Sink for StoreSink {
             _ => Vec::new(),
         };
         let correlation = self.state.correlation.clone();
-        // Copied only while the tenant has a live tail; published after the ack so a tail never
-        // shows an entry a query could not find.
+        // Only the streams a live tail selects are copied (nothing while nobody tails); they are
+        // published after the ack so a tail never shows an entry a query could not find.
         let tails = self.state.tails.clone();
         let tailed = match &batch {
-            Batch::Logs(logs) if tails.wants(&tenant) => Some(Arc::new(logs.clone())),
+            Batch::Logs(logs) => tails.selected(&tenant, logs),
             _ => None,
         };
         async move {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use seam_model::{Label, Labels, LogBatch, Tenant};
+use seam_model::{Label, Labels, LogBatch, LogStream, Tenant};
 use seam_store::LabelMatcher;
 use tokio::sync::mpsc;
 
@@ -131,9 +131,32 @@ impl TailHub {
         })
     }
 
-    /// Whether any tail of `tenant` is open: the sink copies a batch only then.
+    /// Whether any tail of `tenant` is open.
     pub fn wants(&self, tenant: &Tenant) -> bool {
         self.active.load(Ordering::Relaxed) > 0 && self.tenants.lock().contains_key(tenant)
+    }
+
+    /// The tails of `tenant`; none, without taking the lock, while nobody tails.
+    fn subscribers(&self, tenant: &Tenant) -> Option<Vec<Arc<Subscriber>>> {
+        if self.active.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.tenants.lock().get(tenant).cloned()
+    }
+
+    /// A copy of the streams of `batch` that some tail of `tenant` selects, for [`publish`]
+    /// once the batch is acknowledged; `None` (and nothing copied) when no tail selects any.
+    ///
+    /// [`publish`]: TailHub::publish
+    pub fn selected(&self, tenant: &Tenant, batch: &LogBatch) -> Option<Arc<LogBatch>> {
+        let subs = self.subscribers(tenant)?;
+        let streams: Vec<LogStream> = batch
+            .streams
+            .iter()
+            .filter(|s| subs.iter().any(|sub| sub.selects(&s.labels)))
+            .cloned()
+            .collect();
+        (!streams.is_empty()).then(|| Arc::new(LogBatch { streams }))
     }
 
     /// Tails `tenant` holds open.
@@ -143,9 +166,8 @@ impl TailHub {
 
     /// Hands an acknowledged batch to every tail of `tenant`, without waiting for any.
     pub fn publish(&self, tenant: &Tenant, batch: Arc<LogBatch>) {
-        let subs = match self.tenants.lock().get(tenant) {
-            Some(subs) => subs.clone(),
-            None => return,
+        let Some(subs) = self.subscribers(tenant) else {
+            return;
         };
         for sub in subs {
             if !batch.streams.iter().any(|s| sub.selects(&s.labels)) {
@@ -206,7 +228,7 @@ impl Drop for TailSubscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seam_model::{LogEntry, LogStream};
+    use seam_model::LogEntry;
     use seam_store::MatchOp;
 
     fn batch(app: &str, ts: &[i64]) -> Arc<LogBatch> {
@@ -246,6 +268,21 @@ mod tests {
         drop(tail);
         assert!(!hub.wants(&a));
         assert_eq!(hub.active.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn only_selected_streams_are_copied() {
+        let hub = Arc::new(TailHub::new());
+        let a = Tenant::new("a").unwrap();
+        let mut both = (*batch("web", &[1])).clone();
+        both.streams.extend(batch("db", &[2]).streams.clone());
+        assert!(hub.selected(&a, &both).is_none());
+        let _tail = hub.subscribe(&a, app("web"), 10).unwrap();
+        let copy = hub.selected(&a, &both).unwrap();
+        assert_eq!(copy.streams.len(), 1);
+        assert_eq!(copy.streams[0].labels, vec![Label::new("app", "web")]);
+        assert!(hub.selected(&a, &batch("db", &[3])).is_none());
+        assert!(hub.selected(&Tenant::new("b").unwrap(), &both).is_none());
     }
 
     #[test]

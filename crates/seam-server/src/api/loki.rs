@@ -9,7 +9,7 @@ mod detected;
 #[path = "loki_index.rs"]
 mod index;
 #[path = "loki_params.rs"]
-mod params;
+pub(super) mod params;
 #[path = "loki_query.rs"]
 mod query;
 #[path = "loki_tail.rs"]

@@ -47,9 +47,17 @@ pub(super) async fn labels(
         let matchers = lp::optional_selector(&p)?;
         lp::check_query_length(state.limits.for_tenant(&tenant), start, end)?;
         let store = store_or_503(&state)?;
+        // One selection gives every label's values (what `label_names` and a `label_values` per
+        // name would select again and again).
+        let mut by_name: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (_, labels) in store.select_series(&tenant, Signal::Logs, &matchers, start, end) {
+            for l in labels.into_vec() {
+                by_name.entry(l.name).or_default().insert(l.value);
+            }
+        }
         let mut out = Vec::new();
-        for name in store.label_names(&tenant, Signal::Logs, &matchers, start, end) {
-            let values = store.label_values(&tenant, Signal::Logs, &name, &matchers, start, end);
+        for (name, values) in by_name {
+            let values: Vec<String> = values.into_iter().collect();
             let keep = (STATIC_LABELS.contains(&name.as_str()) && !values.is_empty())
                 || !reject_label(&values);
             if keep {

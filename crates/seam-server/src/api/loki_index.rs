@@ -16,7 +16,7 @@ use seam_store::{Direction, LabelMatcher, LogRowRef, LogScan, LogVisitor, Store}
 use serde_json::{json, Map, Value};
 
 use super::params::{self as lp, bad};
-use super::query::{sample, stats as query_stats, with_deadline, Deadline};
+use super::query::{matrix_series, stats as query_stats, vector_sample, with_deadline, Deadline};
 use crate::api::{param, store_or_503, text_error, Params};
 use crate::AppState;
 
@@ -174,16 +174,25 @@ struct Grouping {
 }
 
 impl Grouping {
+    /// The labels of a stream that are grouped on.
+    fn kept(&self, labels: &Labels) -> Labels {
+        Labels::from_labels(
+            labels
+                .as_slice()
+                .iter()
+                .filter(|l| self.keep.as_ref().is_none_or(|k| k.contains(&l.name)))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// The group names one stream's volume adds to.
     fn keys(&self, labels: &Labels) -> Vec<String> {
-        let kept = labels
-            .as_slice()
-            .iter()
-            .filter(|l| self.keep.as_ref().is_none_or(|k| k.contains(&l.name)));
+        let kept = self.kept(labels);
         if self.by_labels {
-            kept.map(|l| l.name.clone()).collect()
+            kept.into_vec().into_iter().map(|l| l.name).collect()
         } else {
-            vec![Labels::from_labels(kept.cloned().collect()).to_string()]
+            vec![kept.to_string()]
         }
     }
 
@@ -307,12 +316,13 @@ fn bucket_ends(start: i64, end: i64, step: Option<i64>) -> Vec<i64> {
     out
 }
 
-async fn volume_answer(state: Arc<AppState>, req: Result<VolumeRequest, Response>) -> Response {
-    let req = match req {
+/// Answers `/index/volume` (`range` false) or `/index/volume_range`.
+async fn volume_answer(state: &AppState, headers: &HeaderMap, p: &Params, range: bool) -> Response {
+    let req = match volume_request(state, headers, p, range) {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let store = match store_or_503(&state) {
+    let store = match store_or_503(state) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -348,30 +358,25 @@ async fn volume_answer(state: Arc<AppState>, req: Result<VolumeRequest, Response
 fn volumes(req: &VolumeRequest, ends: &[i64], s: Scanned) -> (&'static str, Vec<Value>) {
     let labels_of: HashMap<u64, &Labels> = s.streams.iter().map(|(id, l)| (*id, l)).collect();
     let mut groups: HashMap<String, Labels> = HashMap::new();
+    // A stream's group names, worked out once however many buckets it has rows in.
+    let mut keys_of: HashMap<u64, Vec<String>> = HashMap::new();
     let mut per_bucket: Vec<HashMap<String, u64>> = vec![HashMap::new(); ends.len()];
     for ((id, b), (_, bytes)) in &s.counts {
         let Some(labels) = labels_of.get(id) else {
             continue;
         };
-        for key in req.grouping.keys(labels) {
-            if !req.grouping.by_labels {
-                groups.entry(key.clone()).or_insert_with(|| {
-                    Labels::from_labels(
-                        labels
-                            .as_slice()
-                            .iter()
-                            .filter(|l| {
-                                req.grouping
-                                    .keep
-                                    .as_ref()
-                                    .is_none_or(|k| k.contains(&l.name))
-                            })
-                            .cloned()
-                            .collect(),
-                    )
-                });
+        let keys = keys_of.entry(*id).or_insert_with(|| {
+            if req.grouping.by_labels {
+                req.grouping.keys(labels)
+            } else {
+                let kept = req.grouping.kept(labels);
+                let key = kept.to_string();
+                groups.entry(key.clone()).or_insert(kept);
+                vec![key]
             }
-            *per_bucket[*b].entry(key).or_default() += bytes;
+        });
+        for key in keys.iter() {
+            *per_bucket[*b].entry(key.clone()).or_default() += bytes;
         }
     }
     let mut series: HashMap<String, Vec<(i64, u64)>> = HashMap::new();
@@ -391,10 +396,9 @@ fn volumes(req: &VolumeRequest, ends: &[i64], s: Scanned) -> (&'static str, Vec<
         .map(|(name, pts)| {
             let metric = req.grouping.metric(&name, &groups);
             if matrix {
-                let values: Vec<Value> = pts.iter().map(|&(t, v)| sample(t, v as f64)).collect();
-                json!({"metric": metric, "values": values})
+                matrix_series(metric, pts.into_iter().map(|(t, v)| (t, v as f64)))
             } else {
-                json!({"metric": metric, "value": sample(pts[0].0, pts[0].1 as f64)})
+                vector_sample(metric, pts[0].0, pts[0].1 as f64)
             }
         })
         .collect();
@@ -407,8 +411,7 @@ pub(super) async fn volume(
     headers: HeaderMap,
     Form(p): Form<Params>,
 ) -> Response {
-    let req = volume_request(&state, &headers, &p, false);
-    volume_answer(state, req).await
+    volume_answer(&state, &headers, &p, false).await
 }
 
 /// `GET|POST /loki/api/v1/index/volume_range`: bytes per group per `step`, as a matrix.
@@ -417,8 +420,7 @@ pub(super) async fn volume_range(
     headers: HeaderMap,
     Form(p): Form<Params>,
 ) -> Response {
-    let req = volume_request(&state, &headers, &p, true);
-    volume_answer(state, req).await
+    volume_answer(&state, &headers, &p, true).await
 }
 
 #[cfg(test)]

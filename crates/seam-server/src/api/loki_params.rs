@@ -29,7 +29,7 @@ pub(super) const LIMIT_STATUS: StatusCode = StatusCode::TOO_MANY_REQUESTS;
 pub(super) const TIMEOUT_MESSAGE: &str = "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed";
 
 /// A 400 with Loki's plain-text body.
-pub(super) fn bad(msg: impl Into<String>) -> Response {
+pub(in crate::api) fn bad(msg: impl Into<String>) -> Response {
     text_error(StatusCode::BAD_REQUEST, msg)
 }
 
@@ -39,12 +39,12 @@ pub(super) fn timeout() -> Response {
 }
 
 /// The tenant, or a 400.
-pub(super) fn tenant_of(headers: &HeaderMap) -> Result<Tenant, Response> {
+pub(in crate::api) fn tenant_of(headers: &HeaderMap) -> Result<Tenant, Response> {
     tenant(headers).map_err(bad)
 }
 
 /// A Loki timestamp parameter, if present.
-pub(super) fn time_param(p: &Params, name: &str) -> Result<Option<i64>, Response> {
+pub(in crate::api) fn time_param(p: &Params, name: &str) -> Result<Option<i64>, Response> {
     param(p, name)
         .map(|v| loki_time(name, v))
         .transpose()

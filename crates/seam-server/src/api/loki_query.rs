@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Form;
 use seam_model::{Labels, Tenant};
 use seam_query::logql::{
@@ -19,7 +19,7 @@ use seam_store::{Direction, Store};
 use serde_json::{json, Map, Value};
 
 use super::params::{self as lp, bad, LIMIT_STATUS};
-use crate::api::{param, store_or_503, text_error, Params};
+use crate::api::{blocking, param, store_or_503, success, text_error, Params};
 use crate::AppState;
 
 /// `GET|POST /loki/api/v1/query_range`.
@@ -116,9 +116,7 @@ pub(super) async fn with_deadline<T: Send + 'static>(
 ) -> Result<T, Response> {
     // A zero timeout turns the limit off, as zero does for the other limits.
     if timeout.is_zero() {
-        return tokio::task::spawn_blocking(move || work(None))
-            .await
-            .expect("query task panicked");
+        return blocking(move || work(None)).await;
     }
     let deadline = Instant::now().checked_add(timeout);
     let task = tokio::task::spawn_blocking(move || work(deadline));
@@ -182,10 +180,7 @@ fn answer(
             let n = series.len() as u64;
             let v = series
                 .into_iter()
-                .map(|s| {
-                    let values: Vec<Value> = s.points.iter().map(|&(t, v)| sample(t, v)).collect();
-                    json!({"metric": s.labels.to_json_map(), "values": values})
-                })
+                .map(|s| matrix_series(Value::Object(s.labels.to_json_map()), s.points))
                 .collect();
             ("matrix", Value::Array(v), n)
         }
@@ -194,7 +189,11 @@ fn answer(
             let v = samples
                 .into_iter()
                 .map(|s| {
-                    json!({"metric": s.labels.to_json_map(), "value": sample(s.timestamp_ns, s.value)})
+                    vector_sample(
+                        Value::Object(s.labels.to_json_map()),
+                        s.timestamp_ns,
+                        s.value,
+                    )
                 })
                 .collect();
             ("vector", Value::Array(v), n)
@@ -211,7 +210,7 @@ fn answer(
     }
     data.insert("result".into(), result);
     data.insert("stats".into(), stats(&out.stats, exec, returned));
-    axum::Json(json!({"status": "success", "data": Value::Object(data)})).into_response()
+    success(Value::Object(data))
 }
 
 /// Loki's `interval`: in result order, an entry is kept only when it is at least `interval`
@@ -277,8 +276,24 @@ pub(super) fn streams(entries: Vec<LogEntry>, categorize: bool) -> Vec<Value> {
     groups.sort_by(|a, b| a.0.cmp(&b.0));
     groups
         .into_iter()
-        .map(|(_, labels, values)| json!({"stream": labels.to_json_map(), "values": values}))
+        .map(|(_, labels, values)| stream_json(&labels, values))
         .collect()
+}
+
+/// A result stream as Loki writes it: `{"stream":{…},"values":[…]}`.
+pub(super) fn stream_json(labels: &Labels, values: Vec<Value>) -> Value {
+    json!({"stream": labels.to_json_map(), "values": values})
+}
+
+/// A matrix series: `{"metric":{…},"values":[[<seconds>,"<value>"],…]}`.
+pub(super) fn matrix_series(metric: Value, points: impl IntoIterator<Item = (i64, f64)>) -> Value {
+    let values: Vec<Value> = points.into_iter().map(|(t, v)| sample(t, v)).collect();
+    json!({"metric": metric, "values": values})
+}
+
+/// A vector sample: `{"metric":{…},"value":[<seconds>,"<value>"]}`.
+pub(super) fn vector_sample(metric: Value, ns: i64, v: f64) -> Value {
+    json!({"metric": metric, "value": sample(ns, v)})
 }
 
 /// `[<seconds>, "<value>"]` as Prometheus' `model.Time` and `model.SampleValue` print them:

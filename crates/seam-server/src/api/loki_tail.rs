@@ -25,6 +25,7 @@ use seam_store::{Direction, LabelMatcher, Store};
 use serde_json::{json, Value};
 
 use super::params::{self as lp, bad};
+use super::query::stream_json;
 use crate::api::{blocking, param, store_or_503, Params};
 use crate::params::now_ns;
 use crate::tail::{DroppedEntry, TailSubscription, MAX_DROPPED_ENTRIES};
@@ -355,7 +356,7 @@ fn frame(entries: &[LogEntry], dropped: &[DroppedEntry]) -> String {
     }
     let streams: Vec<Value> = streams
         .into_iter()
-        .map(|(labels, values)| json!({"stream": labels.to_json_map(), "values": values}))
+        .map(|(labels, values)| stream_json(&labels, values))
         .collect();
     let mut body = json!({ "streams": streams });
     // Loki leaves the key out when nothing was dropped.

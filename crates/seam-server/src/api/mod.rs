@@ -72,8 +72,7 @@ pub(crate) fn param<'a>(p: &'a Params, name: &str) -> Option<&'a str> {
 
 /// The tenant of a read request.
 pub(crate) fn tenant(headers: &HeaderMap) -> Result<Tenant, String> {
-    Tenant::from_header(headers.get("x-scope-orgid").and_then(|v| v.to_str().ok()))
-        .map_err(|e| e.to_string())
+    seam_receive::tenant(headers).map_err(|e| e.to_string())
 }
 
 /// The success envelope Loki and Prometheus share: `{"status":"success","data":…}`.

@@ -13,8 +13,9 @@ use seam_model::{Signal, TraceId};
 use seam_store::{Direction, LogScan};
 use serde_json::json;
 
-use super::{blocking, param, store_or_503, tenant, text_error, Params};
-use crate::params::{loki_time, now_ns};
+use super::loki::params::{bad, tenant_of, time_param};
+use super::{blocking, param, store_or_503, text_error, Params};
+use crate::params::now_ns;
 use crate::AppState;
 
 /// How far back a correlation lookup goes when `start` is not given.
@@ -26,39 +27,30 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/seam/correlations", get(correlations))
 }
 
-fn bad(msg: impl Into<String>) -> Response {
-    text_error(StatusCode::BAD_REQUEST, msg)
-}
-
 async fn correlations(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(p): Query<Params>,
 ) -> Response {
-    let tenant = match tenant(&headers) {
-        Ok(t) => t,
-        Err(e) => return bad(e),
+    let checked = || {
+        let tenant = tenant_of(&headers)?;
+        let (Some(key), Some(value)) = (
+            param(&p, "key").map(str::to_string),
+            param(&p, "value").map(str::to_string),
+        ) else {
+            return Err(bad("missing required parameters key and value"));
+        };
+        let end = time_param(&p, "end")?.unwrap_or_else(now_ns);
+        let start = time_param(&p, "start")?.unwrap_or(end - DEFAULT_RANGE_NS);
+        if end < start {
+            return Err(bad("invalid time range: end must not be before start"));
+        }
+        Ok((tenant, key, value, start, end))
     };
-    let (Some(key), Some(value)) = (
-        param(&p, "key").map(str::to_string),
-        param(&p, "value").map(str::to_string),
-    ) else {
-        return bad("missing required parameters key and value");
+    let (tenant, key, value, start, end) = match checked() {
+        Ok(c) => c,
+        Err(r) => return r,
     };
-    let end = match param(&p, "end").map(|v| loki_time("end", v)).transpose() {
-        Ok(e) => e.unwrap_or_else(now_ns),
-        Err(e) => return bad(e),
-    };
-    let start = match param(&p, "start")
-        .map(|v| loki_time("start", v))
-        .transpose()
-    {
-        Ok(s) => s.unwrap_or(end - DEFAULT_RANGE_NS),
-        Err(e) => return bad(e),
-    };
-    if end < start {
-        return bad("invalid time range: end must not be before start");
-    }
     let store = match store_or_503(&state) {
         Ok(s) => s,
         Err(r) => return r,
