@@ -37,9 +37,7 @@ SCORE_TIMEOUT="${BENCH_SCORE_TIMEOUT:-90}"
 SETTLE="${BENCH_SETTLE:-}"
 EXAMPLE="$ROOT/target/release/examples/correlate_bench"
 
-echo "building release binaries..." >&2
-cargo build --release -p seam >&2
-cargo build --release -p seam-correlate --example correlate_bench >&2
+bench_build -p seam-correlate --example correlate_bench
 
 bench_workdir
 CONFIG="$WORK/seam.yaml"
@@ -188,7 +186,6 @@ PY
     tail -n 1 "$RUNS" >&2
 done
 
-mkdir -p "$(dirname "$OUT")"
 bench_python "$INPROC" "$RUNS" "$OUT" "$(bench_meta correlate)" "$FLOWS_SECONDS" "$MAX_FLOWS" "$SERVE_ARGS" "$CONFIG" <<'PY'
 inproc_path, runs_path, out_path, meta, flows_seconds, max_flows, serve_args, config = sys.argv[1:9]
 inproc = [json.loads(l) for l in open(inproc_path) if l.strip()]

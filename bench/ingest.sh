@@ -20,8 +20,7 @@ SIGNALS="${BENCH_SIGNALS:-traces logs}"
 CONCURRENCY="${BENCH_CONCURRENCY:-1 4 16}"
 CEILING_THREADS="${BENCH_CEILING_THREADS:-2}"
 
-echo "building release binary..." >&2
-cargo build --release -p seam >&2
+bench_build
 
 bench_workdir
 KEPT="$LOG"
@@ -62,7 +61,6 @@ for signal in $SIGNALS; do
     done
 done
 
-mkdir -p "$(dirname "$OUT")"
 bench_python "$RUNS" "$OUT" "$(bench_meta ingest)" "$DURATION" "$SERVE_ARGS" <<'PY'
 runs_path, out_path, meta, duration, serve_args = sys.argv[1:6]
 runs = [json.loads(l) for l in open(runs_path) if l.strip()]

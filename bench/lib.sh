@@ -1,5 +1,5 @@
-# Shared helpers of the bench scripts; sourced by bench/ingest.sh and bench/correlate.sh, which set
-# SEAM (the release binary) and SERVE_ARGS (extra `seam serve` arguments) before using them.
+# Shared helpers of the bench scripts; sourced by bench/ingest.sh, bench/logs.sh and
+# bench/correlate.sh, which call bench_init first.
 # shellcheck shell=bash
 
 # bench_init NAME: sets ROOT (the repository, made the working directory), SEAM (the release
@@ -10,6 +10,20 @@ bench_init() {
     SEAM="$ROOT/target/release/seam"
     SERVE_ARGS="${BENCH_SERVE_ARGS:-}"
     OUT="$ROOT/bench/results/$1.json"
+}
+
+# bench_build [CARGO_ARGS...]: builds SEAM in release mode, then (with arguments) the release build
+# of CARGO_ARGS too, e.g. `-p seam-correlate --example correlate_bench`; cargo's output on stderr.
+bench_build() {
+    if (($#)); then
+        echo "building release binaries..." >&2
+    else
+        echo "building release binary..." >&2
+    fi
+    cargo build --release -p seam >&2
+    if (($#)); then
+        cargo build --release "$@" >&2
+    fi
 }
 
 # bench_workdir: a fresh temp dir WORK with DATA_DIR, LOG and an empty RUNS (JSON lines), and the
@@ -160,12 +174,13 @@ PY
 }
 
 # Python helpers that bench_python puts before the script: write_results OUT DOC [DETAIL] writes the
-# results file and prints the machine line, print_header HDR prints a table header and its rule,
-# num V FMT formats V or prints "-" for None.
+# results file (creating its directory) and prints the machine line, print_header HDR prints a
+# table header and its rule, num V FMT formats V or prints "-" for None.
 BENCH_PY='
-import json, sys
+import json, os, sys
 
 def write_results(out_path, doc, detail=""):
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with open(out_path, "w") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")

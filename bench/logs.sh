@@ -29,8 +29,7 @@ BYTES="${BENCH_BYTES:-5000000000}"
 CONCURRENCY="${BENCH_CONCURRENCY:-4}"
 QUERY_RUNS="${BENCH_QUERY_RUNS:-3}"
 
-echo "building release binary..." >&2
-cargo build --release -p seam >&2
+bench_build
 
 bench_workdir
 RAW="$WORK/lines.txt"

@@ -38,22 +38,13 @@ fn render(v: &Value) -> String {
         v["key"].as_str().unwrap_or(""),
         v["value"].as_str().unwrap_or("")
     );
-    let segments = v["segments"].as_array().cloned().unwrap_or_default();
-    let t0: i64 = segments
-        .first()
-        .and_then(|s| s["start_ns"].as_str())
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(0);
+    let segments = v["segments"].as_array().map_or(&[][..], Vec::as_slice);
+    // Times are decimal strings of nanoseconds.
+    let ns = |t: &Value| -> i64 { t.as_str().and_then(|x| x.parse().ok()).unwrap_or(0) };
+    let t0 = segments.first().map_or(0, |s| ns(&s["start_ns"]));
     out.push_str(&format!("traces ({}):\n", segments.len()));
-    for s in &segments {
-        let start: i64 = s["start_ns"]
-            .as_str()
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(0);
-        let end: i64 = s["end_ns"]
-            .as_str()
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(0);
+    for s in segments {
+        let (start, end) = (ns(&s["start_ns"]), ns(&s["end_ns"]));
         let services: Vec<&str> = s["services"]
             .as_array()
             .into_iter()
@@ -68,9 +59,9 @@ fn render(v: &Value) -> String {
             (end - start) as f64 / 1e6
         ));
     }
-    let bridges = v["bridges"].as_array().cloned().unwrap_or_default();
+    let bridges = v["bridges"].as_array().map_or(&[][..], Vec::as_slice);
     out.push_str(&format!("bridges ({}):\n", bridges.len()));
-    for b in &bridges {
+    for b in bridges {
         out.push_str(&format!(
             "  {} -> {}  confidence {}\n",
             short(b["upstream_trace_id"].as_str().unwrap_or("")),

@@ -24,7 +24,7 @@ pub struct LabelsArgs {
 
 /// Runs `seam labels`.
 pub async fn run(args: LabelsArgs) -> anyhow::Result<()> {
-    let end = seam_server::params::now_ns();
+    let end = seam_model::now_ns();
     let start = end.saturating_sub(since_ns(&args.since)?);
     let mut query = vec![("start", start.to_string()), ("end", end.to_string())];
     if let Some(q) = &args.query {

@@ -57,6 +57,7 @@ enum BenchCommand {
 }
 
 mod bench_ingest;
+mod bench_latency;
 mod bench_logs;
 
 fn main() -> std::process::ExitCode {

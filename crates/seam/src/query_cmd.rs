@@ -57,7 +57,7 @@ pub struct QueryArgs {
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     let end = match &args.to {
         Some(t) => seam_server::params::loki_time("--to", t).map_err(anyhow::Error::msg)?,
-        None => seam_server::params::now_ns(),
+        None => seam_model::now_ns(),
     };
     let start = match &args.from {
         Some(f) => seam_server::params::loki_time("--from", f).map_err(anyhow::Error::msg)?,
@@ -239,19 +239,28 @@ pub fn json_row(e: &Entry) -> String {
     .to_string()
 }
 
+/// One entry in `output`'s form: the line, a JSON line, or a table row with labels padded to
+/// `labels_width`.
+pub fn entry_row(e: &Entry, output: Output, labels_width: usize, style: Style) -> String {
+    match output {
+        Output::Raw => e.line.clone(),
+        Output::Json => json_row(e),
+        Output::Table => table_row(e, labels_width, style),
+    }
+}
+
 fn render_entries(entries: &[Entry], output: Output) -> String {
-    let width = entries
-        .iter()
-        .map(|e| label_string(&e.labels).chars().count())
-        .max()
-        .unwrap_or(0);
+    let width = match output {
+        Output::Table => entries
+            .iter()
+            .map(|e| label_string(&e.labels).chars().count())
+            .max()
+            .unwrap_or(0),
+        Output::Raw | Output::Json => 0,
+    };
     let mut out = String::new();
     for e in entries {
-        match output {
-            Output::Raw => out.push_str(&e.line),
-            Output::Json => out.push_str(&json_row(e)),
-            Output::Table => out.push_str(&table_row(e, width, Style::default())),
-        }
+        out.push_str(&entry_row(e, output, width, Style::default()));
         out.push('\n');
     }
     out

@@ -109,9 +109,7 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         None => seam_receive::otlp_http::DEFAULT_MAX_BODY_BYTES,
     };
     // CORR_WINDOW_SECONDS is the correlation window's historical name; it wins over the file.
-    let correlation = file
-        .correlation
-        .clone()
+    let correlation = std::mem::take(&mut file.correlation)
         .apply_env(|k| std::env::var(k).ok())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let limits = build_limits(&file)?;

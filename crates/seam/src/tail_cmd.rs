@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::api_client::{since_ns, ws_url, ServerArgs};
-use crate::query_cmd::{entries_of, json_row, table_row, Output, Style};
+use crate::query_cmd::{entries_of, entry_row, Output, Style};
 
 /// Arguments of `seam tail`.
 #[derive(Args, Debug)]
@@ -38,7 +38,7 @@ pub struct TailArgs {
 
 /// Runs `seam tail` until Ctrl-C or until Seam closes the tail.
 pub async fn run(args: TailArgs) -> anyhow::Result<()> {
-    let start = seam_server::params::now_ns().saturating_sub(since_ns(&args.since)?);
+    let start = seam_model::now_ns().saturating_sub(since_ns(&args.since)?);
     let url = ws_url(
         &args.server,
         "/loki/api/v1/tail",
@@ -106,12 +106,7 @@ pub async fn run(args: TailArgs) -> anyhow::Result<()> {
 fn print_frame(frame: &Value, output: Output, style: Style) -> bool {
     let mut out = std::io::stdout().lock();
     for e in entries_of(&frame["streams"]) {
-        let row = match output {
-            Output::Raw => e.line.clone(),
-            Output::Json => json_row(&e),
-            Output::Table => table_row(&e, 0, style),
-        };
-        if writeln!(out, "{row}").is_err() {
+        if writeln!(out, "{}", entry_row(&e, output, 0, style)).is_err() {
             return false;
         }
     }

@@ -7,6 +7,7 @@ use anyhow::bail;
 use crate::api_client::{get_json, ServerArgs};
 use base64::Engine;
 use clap::Args;
+use seam_model::traces::{ORIGINAL_TRACE_ID_ATTR, SYNTHETIC_ATTR};
 use serde_json::Value;
 
 /// Arguments of `seam trace`.
@@ -66,15 +67,15 @@ fn nodes(body: &Value) -> Vec<Node> {
     for b in body["batches"].as_array().into_iter().flatten() {
         let res_attrs = b["resource"]["attributes"]
             .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let service = attr(&res_attrs, "service.name")
+            .map_or(&[][..], Vec::as_slice);
+        let service = attr(res_attrs, "service.name")
             .map(attr_text)
             .unwrap_or_default();
         for ss in b["scopeSpans"].as_array().into_iter().flatten() {
             for s in ss["spans"].as_array().into_iter().flatten() {
-                let attrs = s["attributes"].as_array().cloned().unwrap_or_default();
-                let synthetic = attr(&attrs, "synthetic").map(attr_text).as_deref() == Some("true");
+                let attrs = s["attributes"].as_array().map_or(&[][..], Vec::as_slice);
+                let synthetic =
+                    attr(attrs, SYNTHETIC_ATTR).map(attr_text).as_deref() == Some("true");
                 let mut notes = Vec::new();
                 if synthetic {
                     for k in [
@@ -83,7 +84,7 @@ fn nodes(body: &Value) -> Vec<Node> {
                         "correlation.confidence",
                         "correlation.gap_ms",
                     ] {
-                        if let Some(v) = attr(&attrs, k) {
+                        if let Some(v) = attr(attrs, k) {
                             notes.push(format!(
                                 "{}={}",
                                 k.trim_start_matches("correlation."),
@@ -92,11 +93,8 @@ fn nodes(body: &Value) -> Vec<Node> {
                         }
                     }
                 }
-                if let Some(orig) = attr(&attrs, "seam.original_trace_id") {
-                    notes.push(format!(
-                        "trace={}",
-                        &attr_text(orig)[..8.min(attr_text(orig).len())]
-                    ));
+                if let Some(orig) = attr(attrs, ORIGINAL_TRACE_ID_ATTR).map(attr_text) {
+                    notes.push(format!("trace={}", &orig[..8.min(orig.len())]));
                 }
                 let num = |k: &str| s[k].as_str().and_then(|x| x.parse().ok()).unwrap_or(0u64);
                 out.push(Node {

@@ -13,12 +13,15 @@ mod gen_traces;
 mod payload;
 mod send;
 
+pub(crate) use payload::random_id;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use hdrhistogram::Histogram;
+
+use crate::bench_latency::{round, Latencies};
 
 /// The signal to send.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,8 +183,8 @@ pub(crate) struct Tally {
     first_error: Option<String>,
     /// Requests still in flight at the deadline (not counted anywhere else).
     cut: u64,
-    /// Acknowledgement latency of the 2xx requests, in microseconds.
-    latency_us: Histogram<u64>,
+    /// Acknowledgement latency of the 2xx requests.
+    latency: Latencies,
 }
 
 impl Tally {
@@ -198,8 +201,7 @@ impl Tally {
             errors: 0,
             first_error: None,
             cut: 0,
-            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                .expect("valid histogram bounds"),
+            latency: Latencies::default(),
         }
     }
 
@@ -208,8 +210,7 @@ impl Tally {
         self.records += records;
         self.rejected_records += rejected;
         self.bytes += bytes;
-        self.latency_us
-            .saturating_record((latency.as_micros() as u64).max(1));
+        self.latency.record(latency);
     }
 
     fn refuse(&mut self, status: u16, message: impl FnOnce() -> String) {
@@ -244,9 +245,7 @@ impl Tally {
             self.first_error = o.first_error;
         }
         self.cut += o.cut;
-        self.latency_us
-            .add(&o.latency_us)
-            .expect("histograms with the same bounds");
+        self.latency.merge(&o.latency);
     }
 }
 
@@ -263,16 +262,7 @@ impl Report<'_> {
     }
 
     fn ms(&self, q: f64) -> f64 {
-        let h = &self.tally.latency_us;
-        if h.is_empty() {
-            return 0.0;
-        }
-        let us = if q >= 1.0 {
-            h.max()
-        } else {
-            h.value_at_quantile(q)
-        };
-        us as f64 / 1e3
+        self.tally.latency.ms(q)
     }
 
     fn print_human(&self) {
@@ -414,9 +404,4 @@ impl Report<'_> {
             .collect();
         format!("{{{}}}", body.join(","))
     }
-}
-
-fn round(x: f64, digits: i32) -> f64 {
-    let p = 10f64.powi(digits);
-    (x * p).round() / p
 }

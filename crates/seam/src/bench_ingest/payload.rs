@@ -67,7 +67,7 @@ impl Payload {
 /// Generates the pool for a signal, `batch` records per body.
 pub fn pool(signal: BenchSignal, batch: usize, gzip: bool) -> anyhow::Result<Vec<Payload>> {
     let mut rng = rand::rng();
-    let now = now_ns();
+    let now = seam_model::now_ns().max(0) as u64;
     let mut out = Vec::with_capacity(POOL_SIZE);
     for i in 0..POOL_SIZE {
         let (raw, records, patch) = match signal {
@@ -133,11 +133,6 @@ fn find_sites(buf: &[u8], needles: &HashSet<u64>, prefixes: &[u8]) -> Vec<usize>
 /// The first 8 bytes of an id as a needle for [`find_sites`].
 pub fn needle(id: &[u8]) -> u64 {
     u64::from_le_bytes(id[..8].try_into().expect("id of at least 8 bytes"))
-}
-
-/// Nanoseconds since the Unix epoch.
-pub fn now_ns() -> u64 {
-    seam_model::now_ns().max(0) as u64
 }
 
 /// A random id of `N` bytes, never all zero (OTLP treats that as absent).

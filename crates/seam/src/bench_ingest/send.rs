@@ -16,6 +16,7 @@ use prost::Message;
 use seam_model::otlp::collector::logs::v1::ExportLogsServiceResponse;
 use seam_model::otlp::collector::metrics::v1::ExportMetricsServiceResponse;
 use seam_model::otlp::collector::trace::v1::ExportTraceServiceResponse;
+use seam_receive::otlp_http::error_message as refusal_message;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout_at, Instant};
@@ -251,5 +252,3 @@ impl Worker {
         t
     }
 }
-
-use seam_receive::otlp_http::error_message as refusal_message;

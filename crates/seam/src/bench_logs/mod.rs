@@ -20,6 +20,7 @@ use bytes::Bytes;
 use prost::Message;
 use seam_receive::loki_decode::{EntryAdapter, PushRequest, StreamAdapter, Timestamp};
 
+use crate::bench_latency::round;
 use gen::{LineGen, StreamKey};
 
 /// Arguments of `seam bench logs`.
@@ -196,7 +197,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
     let bodies = std::sync::Arc::new(std::mem::take(&mut generated.bodies));
     let tally = push::run(&args, bodies).await?;
     let secs = tally.elapsed.as_secs_f64().max(1e-9);
-    let ms = |q: f64| tally.latency_us.value_at_quantile(q) as f64 / 1e3;
+    let ms = |q: f64| tally.latency.ms(q);
     println!(
         "seam bench logs: {} lines, {:.2} GB raw to {} in {secs:.1} s: {:.1} MB/s raw, {:.1} MB/s on the wire, {:.0} lines/s",
         tally.lines,
@@ -222,13 +223,13 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
             "raw_bytes": generated.raw_bytes,
             "body_bytes": body_bytes,
             "requests": tally.requests,
-            "generate_s": round(gen_s),
-            "push_s": round(secs),
-            "raw_mb_per_s": round(tally.raw_bytes as f64 / 1e6 / secs),
-            "wire_mb_per_s": round(tally.body_bytes as f64 / 1e6 / secs),
-            "lines_per_s": round(tally.lines as f64 / secs),
-            "p50_ms": round(ms(0.5)),
-            "p99_ms": round(ms(0.99)),
+            "generate_s": round(gen_s, 3),
+            "push_s": round(secs, 3),
+            "raw_mb_per_s": round(tally.raw_bytes as f64 / 1e6 / secs, 3),
+            "wire_mb_per_s": round(tally.body_bytes as f64 / 1e6 / secs, 3),
+            "lines_per_s": round(tally.lines as f64 / secs, 3),
+            "p50_ms": round(ms(0.5), 3),
+            "p99_ms": round(ms(0.99), 3),
             "retries": tally.retries,
             "failed": tally.failed,
             "acked_raw_bytes": tally.raw_bytes,
@@ -244,8 +245,4 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
         bail!("{} push requests failed", tally.failed);
     }
     Ok(())
-}
-
-fn round(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hdrhistogram::Histogram;
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 
 use super::{Body, LogsArgs};
+use crate::bench_latency::Latencies;
 
 /// How long to wait before retrying a refused push when the server names no time.
 const DEFAULT_RETRY: Duration = Duration::from_millis(100);
@@ -35,8 +35,8 @@ pub struct Tally {
     pub failed: u64,
     /// The first failure, for the report.
     pub first_failure: Option<String>,
-    /// Acknowledgement latency of the accepted sends, in microseconds.
-    pub latency_us: Histogram<u64>,
+    /// Acknowledgement latency of the accepted sends.
+    pub latency: Latencies,
 }
 
 impl Tally {
@@ -50,8 +50,7 @@ impl Tally {
             retries: 0,
             failed: 0,
             first_failure: None,
-            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                .expect("valid histogram bounds"),
+            latency: Latencies::default(),
         }
     }
 
@@ -65,9 +64,7 @@ impl Tally {
         if self.first_failure.is_none() {
             self.first_failure = o.first_failure;
         }
-        self.latency_us
-            .add(&o.latency_us)
-            .expect("histograms with the same bounds");
+        self.latency.merge(&o.latency);
     }
 
     fn fail(&mut self, e: String) {
@@ -140,8 +137,7 @@ async fn send(
         if status.is_success() {
             // Drain the (empty) body so the connection is reused.
             let _ = resp.bytes().await;
-            t.latency_us
-                .saturating_record((sent.elapsed().as_micros() as u64).max(1));
+            t.latency.record(sent.elapsed());
             t.requests += 1;
             t.lines += body.lines;
             t.raw_bytes += body.raw_bytes;

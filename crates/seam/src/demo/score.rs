@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use hyper::StatusCode;
 use prost::Message;
-use seam_model::otlp::common::v1::any_value::Value;
+use seam_model::attributes::find_str;
 use seam_model::otlp::trace::v1::ResourceSpans;
+use seam_model::traces::{is_synthetic, BRIDGE_DOWNSTREAM_ATTR};
 use serde_json::json;
 
 use super::http::{error_message, Http};
@@ -217,7 +218,7 @@ async fn settle(http: &Http, quiet: Duration, max: Duration) -> String {
     }
 }
 
-/// The bridges in one trace: (bridge count, downstream trace ids).
+/// The downstream trace ids of the bridge spans in one trace; `None` if Seam has no such trace.
 async fn bridges_of(http: &Http, id: &str) -> anyhow::Result<Option<Vec<String>>> {
     let a = http
         .get(
@@ -244,24 +245,12 @@ async fn bridges_of(http: &Http, id: &str) -> anyhow::Result<Option<Vec<String>>
         .flat_map(|rs| &rs.scope_spans)
         .flat_map(|ss| &ss.spans)
     {
-        let mut synthetic = false;
-        let mut down = None;
-        for kv in &span.attributes {
-            let v = kv.value.as_ref().and_then(|v| v.value.as_ref());
-            match (kv.key.as_str(), v) {
-                ("synthetic", Some(Value::BoolValue(b))) => synthetic = *b,
-                ("synthetic", Some(Value::StringValue(s))) => synthetic = s == "true",
-                ("correlation.downstream_trace_id", Some(Value::StringValue(s))) => {
-                    down = Some(s.to_ascii_lowercase())
-                }
-                _ => {}
-            }
-        }
-        if synthetic {
+        if is_synthetic(span) {
             // A bridge without a downstream id cannot be right; score it as a miss-link to "?".
             let up = hex(&span.trace_id);
             if up == id || span.trace_id.is_empty() {
-                out.push(down.unwrap_or_else(|| "?".into()));
+                let down = find_str(&span.attributes, BRIDGE_DOWNSTREAM_ATTR);
+                out.push(down.map_or_else(|| "?".into(), str::to_ascii_lowercase));
             }
         }
     }

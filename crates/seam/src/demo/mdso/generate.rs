@@ -20,7 +20,7 @@ impl Generator {
 
     pub(super) fn uuid(&mut self) -> String {
         let b: [u8; 16] = self.rng.random();
-        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let h = hex(&b);
         format!(
             "{}-{}-{}-{}-{}",
             &h[0..8],
@@ -32,10 +32,7 @@ impl Generator {
     }
 
     pub(super) fn id<const N: usize>(&mut self) -> [u8; N] {
-        let mut id: [u8; N] = [0; N];
-        self.rng.fill(&mut id[..]);
-        id[N - 1] |= 1;
-        id
+        crate::bench_ingest::random_id(&mut self.rng)
     }
 
     pub(super) fn ms(&mut self, lo: i64, hi: i64) -> i64 {
