@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::codec::hex;
 use common::read::span_count;
-use common::{now_ns, otlp, write_config, Seam};
+use common::{now_ns, otlp, Seam};
 use prost::Message;
 use rand::Rng;
 use seam_model::attributes::string_kv;
@@ -119,15 +119,10 @@ fn overload(s: &Seam) -> Outcome {
 #[test]
 fn overload_is_refused_with_429_and_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), CONFIG);
-    let mut s = Seam::start(
-        &dir.path().join("data"),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--max-memory",
-            &format!("{BUDGET_MIB}MiB"),
-        ],
+    let mut s = Seam::with_config(
+        dir.path(),
+        CONFIG,
+        &["--max-memory", &format!("{BUDGET_MIB}MiB")],
     );
     let (_, ready) = s.get_json("/ready", None);
     assert_eq!(

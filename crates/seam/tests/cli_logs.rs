@@ -9,17 +9,18 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{client, now_ns, seam_bin, write_config, Seam};
+use common::loki::push_json;
+use common::{now_ns, seam_bin, Seam};
 use serde_json::{json, Value};
 
 /// Entries stamped in November 2023 are accepted, and tenant `none` may not tail at all.
 fn start(dir: &std::path::Path) -> Seam {
-    let cfg = write_config(
+    Seam::with_config(
         dir,
         "limits:\n  reject_old_samples_max_age: 87600h\n  per_tenant:\n    none:\n      \
          max_concurrent_tail_requests: 0\n",
-    );
-    Seam::start(&dir.join("data"), &["--config", cfg.to_str().unwrap()])
+        &[],
+    )
 }
 
 fn push(s: &Seam, tenant: &str, labels: Value, values: &[(i64, &str)]) {
@@ -27,14 +28,11 @@ fn push(s: &Seam, tenant: &str, labels: Value, values: &[(i64, &str)]) {
         .iter()
         .map(|(ts, l)| json!([ts.to_string(), l]))
         .collect();
-    let r = client()
-        .post(format!("{}/loki/api/v1/push", s.api))
-        .header("Content-Type", "application/json")
-        .header("X-Scope-OrgID", tenant)
-        .body(json!({"streams": [{"stream": labels, "values": values}]}).to_string())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 204, "{}", r.text().unwrap());
+    push_json(
+        s,
+        Some(tenant),
+        json!([{"stream": labels, "values": values}]),
+    );
 }
 
 /// Runs `seam <args> --addr <api> --tenant <tenant>` to completion.

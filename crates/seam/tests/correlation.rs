@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use common::codec::hex;
 use common::flow::{
@@ -13,8 +12,8 @@ use common::flow::{
     metric, one_request, requests, send, spans_of, start, stitched_when_complete, text, unique,
     wait_metric, Flow, Sent, CONFIG, MS, SERVICES,
 };
-use common::{client, now_ns, python, python_script};
-use serde_json::{json, Value};
+use common::{client, now_ns, run_sdk_script};
+use serde_json::json;
 
 // ---------------------------------------------------------------------------------------------
 // Tests
@@ -26,24 +25,10 @@ fn python_sdk_flow_is_stitched_from_each_trace_id() {
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path(), CONFIG);
     let circuit = unique("ckt");
-    let out = Command::new(python())
-        .arg(python_script("emit_flow.py"))
-        .args(["--endpoint", &s.otlp_http, "--circuit-id", &circuit])
-        .output()
-        .expect("run emit_flow.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "emit_flow.py failed: {}\nstdout:{stdout}\nstderr:{}\nseam log:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        s.log_text()
-    );
-    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("emit_flow.py printed no JSON report ({e}): {stdout}"));
-    assert_eq!(
-        report["flushed"], true,
-        "the SDK could not export: {report}"
+    let report = run_sdk_script(
+        &s,
+        "emit_flow.py",
+        &["--endpoint", &s.otlp_http, "--circuit-id", &circuit],
     );
     assert_eq!(report["circuit_id"], circuit.as_str());
     let f = Flow {

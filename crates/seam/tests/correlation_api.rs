@@ -5,9 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::otlp::{log_line, logs, send, service, span, traces};
-use common::{client, eventually, now_ns, Seam};
-use prost::Message;
+use common::otlp::{export, log_line, logs, service, span, traces};
+use common::{eventually, now_ns, Seam};
 use seam_model::attributes::string_kv;
 use serde_json::Value;
 
@@ -23,7 +22,6 @@ fn lookup(s: &Seam, value: &str) -> Value {
 /// Sends a beorn call and the MDSO trace it started, joined only by `circuit_id`, plus one MDSO log
 /// line mentioning the circuit.
 fn send_flow(s: &Seam, circuit: &str, beorn: [u8; 16], mdso: [u8; 16]) {
-    let http = client();
     // A second in the past: lookups end at "now", and a log line stamped after the moment of the
     // first lookup (the bridge can be listed within milliseconds) would not be counted yet.
     let t0 = now_ns() - 1_000_000_000;
@@ -44,14 +42,7 @@ fn send_flow(s: &Seam, circuit: &str, beorn: [u8; 16], mdso: [u8; 16]) {
     );
     plan.attributes = vec![string_kv("circuit_id", circuit)];
     for (svc, sp) in [("beorn", call), ("mdso", plan)] {
-        let r = send(
-            &http,
-            &s.otlp_http,
-            "traces",
-            traces(service(svc), vec![sp]).encode_to_vec(),
-        )
-        .unwrap();
-        assert_eq!(r.status(), 200);
+        export(s, "traces", &traces(service(svc), vec![sp]));
     }
     send_mdso_log(s, t0 + 60_000_000, circuit);
 }
@@ -59,14 +50,11 @@ fn send_flow(s: &Seam, circuit: &str, beorn: [u8; 16], mdso: [u8; 16]) {
 /// Sends one MDSO log line at `t_ns` mentioning `circuit`.
 fn send_mdso_log(s: &Seam, t_ns: u64, circuit: &str) {
     let line = format!("scriptplan=CircuitDetailsCollector circuit_id={circuit} state=running");
-    let r = send(
-        &client(),
-        &s.otlp_http,
+    export(
+        s,
         "logs",
-        logs(service("mdso"), vec![log_line(t_ns, &line)]).encode_to_vec(),
-    )
-    .unwrap();
-    assert_eq!(r.status(), 200);
+        &logs(service("mdso"), vec![log_line(t_ns, &line)]),
+    );
 }
 
 #[test]

@@ -2,9 +2,8 @@
 
 mod common;
 
-use common::otlp::{log_line, logs, send, service, span, traces};
-use common::{client, eventually, now_ns, Seam};
-use prost::Message;
+use common::otlp::{export, log_line, logs, service, span, traces};
+use common::{eventually, now_ns, Seam};
 use seam_model::attributes::string_kv;
 
 /// The `seam_correlated_trace_id` of every line of `service_name` whose text contains `needle`.
@@ -31,7 +30,6 @@ fn correlated(s: &Seam, service_name: &str, needle: &str, since: u64) -> Vec<Opt
 fn keyed_log_lines_get_the_matching_trace() {
     let dir = tempfile::tempdir().unwrap();
     let s = Seam::start(dir.path(), &[]);
-    let http = client();
     let t0 = now_ns();
     let trace_id = [0x5a; 16];
     let mut root = span(
@@ -42,14 +40,7 @@ fn keyed_log_lines_get_the_matching_trace() {
         t0 + 200_000_000,
     );
     root.attributes = vec![string_kv("circuit_id", "c-77")];
-    let r = send(
-        &http,
-        &s.otlp_http,
-        "traces",
-        traces(service("mdso"), vec![root]).encode_to_vec(),
-    )
-    .unwrap();
-    assert_eq!(r.status(), 200);
+    export(&s, "traces", &traces(service("mdso"), vec![root]));
 
     let records = vec![
         log_line(
@@ -61,14 +52,7 @@ fn keyed_log_lines_get_the_matching_trace() {
         log_line(t0 + 4_000, "circuit_id=c-other is unknown"),
         log_line(t0 + 5_000, "no key on this line"),
     ];
-    let r = send(
-        &http,
-        &s.otlp_http,
-        "logs",
-        logs(service("mdso"), records).encode_to_vec(),
-    )
-    .unwrap();
-    assert_eq!(r.status(), 200);
+    export(&s, "logs", &logs(service("mdso"), records));
 
     let want = Some(common::codec::hex(&trace_id));
     let got = eventually(std::time::Duration::from_secs(10), || {

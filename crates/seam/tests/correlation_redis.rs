@@ -12,9 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::codec::{b64, hex};
-use common::otlp::{send, service, span, traces};
-use common::{client, eventually, now_ns, write_config, Seam};
-use prost::Message;
+use common::flow::{self, metric, unique};
+use common::otlp::{service, span, traces};
+use common::{eventually, now_ns, Seam};
 use seam_model::attributes::string_kv;
 use seam_model::otlp::trace::v1::span::SpanKind;
 use seam_model::otlp::trace::v1::Span;
@@ -93,8 +93,7 @@ fn start(dir: &std::path::Path, redis_url: &str) -> Seam {
     std::fs::create_dir_all(dir).unwrap();
     let yaml =
         format!("correlation:\n  flow_patterns: [[beorn, mdso]]\n  redis_url: {redis_url}\n");
-    let cfg = write_config(dir, &yaml);
-    Seam::start(&dir.join("data"), &["--config", cfg.to_str().unwrap()])
+    Seam::with_config(dir, &yaml, &[])
 }
 
 fn keyed(mut s: Span, circuit: &str, kind: SpanKind) -> Span {
@@ -144,14 +143,7 @@ fn mdso_spans(trace: [u8; 16], circuit: &str, t0: u64) -> Vec<Span> {
 }
 
 fn post(s: &Seam, svc: &str, spans: Vec<Span>) {
-    let r = send(
-        &client(),
-        &s.otlp_http,
-        "traces",
-        traces(service(svc), spans).encode_to_vec(),
-    )
-    .expect("POST traces");
-    assert_eq!(r.status(), 200, "ingest must succeed: {:?}", r.text());
+    flow::send(s, &traces(service(svc), spans));
 }
 
 /// The spans of `/api/traces/{id}?stitch=false` (Tempo JSON), or none.
@@ -184,22 +176,6 @@ fn bridge(s: &Seam, upstream: &[u8; 16], downstream: &[u8; 16]) -> Option<Value>
             .and_then(|v| v["stringValue"].as_str())
             .is_some_and(|v| v == hex(downstream))
     })
-}
-
-fn metric(s: &Seam, name: &str) -> Option<f64> {
-    let (code, body) = s.get_json("/metrics", None);
-    assert_eq!(code, 200);
-    let Value::String(text) = body else {
-        panic!("/metrics is not text: {body}")
-    };
-    text.lines().find_map(|l| {
-        let (n, v) = l.rsplit_once(' ')?;
-        (n == name).then(|| v.parse().unwrap())
-    })
-}
-
-fn unique(tag: &str) -> String {
-    format!("{tag}-{}-{}", std::process::id(), now_ns())
 }
 
 /// Beorn's trace goes to A, MDSO's to B: B reads Beorn's summary from Redis when it publishes
@@ -292,6 +268,7 @@ fn redis_down_degrades_to_local_matching() {
             s.log_text()
         );
     }
+    b.wait_log("correlation Redis unavailable");
     let warnings = b
         .log_text()
         .matches("correlation Redis unavailable")

@@ -364,6 +364,8 @@ fn every_acknowledged_write_survives_kill_9() {
         );
 
         s = Seam::start(&data, &flags);
+        // Everything replay logs (orphan removals included) comes before `store ready`.
+        s.wait_log("store ready");
         let ready = s.ready();
         assert_eq!(ready["components"]["store"]["flush_failures"], 0, "{ready}");
         let acked_now = acked.lock().unwrap();

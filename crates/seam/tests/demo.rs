@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use common::{seam_bin, write_config, Seam};
+use common::{seam_bin, Seam};
 use serde_json::Value;
 
 const CONFIG: &str = "correlation:\n  flow_patterns: [[beorn, mdso, arda]]\n";
@@ -33,11 +33,7 @@ fn run(args: &[&str]) -> Output {
 fn demo_mdso_meets_the_precision_and_recall_bar() {
     let t0 = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), CONFIG);
-    let seam = Seam::start(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-    );
+    let seam = Seam::with_config(dir.path(), CONFIG, &[]);
     let truth = dir.path().join("truth.jsonl");
     let truth_s = truth.to_str().unwrap();
     let flows = FLOWS.to_string();

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use common::codec::hex;
-use common::{client, otlp, write_config, Seam};
+use common::{client, otlp, Seam};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use prost::Message;
@@ -32,11 +32,7 @@ struct RpcStatus {
 /// Seam with `server.max_body_size: 1MiB` from a config file.
 fn start_limited() -> (tempfile::TempDir, Seam) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "server:\n  max_body_size: 1MiB\n");
-    let s = Seam::start(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-    );
+    let s = Seam::with_config(dir.path(), "server:\n  max_body_size: 1MiB\n", &[]);
     (dir, s)
 }
 

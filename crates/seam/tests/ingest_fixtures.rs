@@ -121,7 +121,7 @@ fn ingest(s: &Seam, file: &str) -> String {
 }
 
 /// Standard base64 of a hex id, as Tempo writes ids.
-fn b64_hex(hex: &str) -> String {
+fn b64_of_hex(hex: &str) -> String {
     b64(&unhex(hex))
 }
 
@@ -132,7 +132,7 @@ fn check(s: &Seam, file: &str, tenant: &str, expect: &Expect) {
         Spans(trace_id, spans) => {
             let want: BTreeSet<(String, String)> = spans
                 .iter()
-                .map(|(id, name)| (b64_hex(id), name.to_string()))
+                .map(|(id, name)| (b64_of_hex(id), name.to_string()))
                 .collect();
             let found = |path: &str| -> BTreeSet<(String, String)> {
                 let (code, body) = s.get_json(path, t);
@@ -146,7 +146,11 @@ fn check(s: &Seam, file: &str, tenant: &str, expect: &Expect) {
                 for rs in batches.as_array().unwrap() {
                     for ss in rs["scopeSpans"].as_array().unwrap() {
                         for sp in ss["spans"].as_array().unwrap() {
-                            assert_eq!(sp["traceId"], b64_hex(&trace_id.to_lowercase()), "{file}");
+                            assert_eq!(
+                                sp["traceId"],
+                                b64_of_hex(&trace_id.to_lowercase()),
+                                "{file}"
+                            );
                             out.insert((
                                 sp["spanId"].as_str().unwrap().into(),
                                 sp["name"].as_str().unwrap().into(),

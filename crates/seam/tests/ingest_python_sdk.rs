@@ -5,12 +5,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::Duration;
 
 use common::codec::{b64, enc, unhex};
 use common::read::{decode_trace, loki_streams, trace_response};
-use common::{client, eventually, now_ns, python, python_script, Seam};
+use common::{client, eventually, now_ns, run_sdk_script, Seam};
 use seam_model::otlp::common::v1::any_value::Value as Any;
 use seam_model::otlp::trace::v1::Span;
 use serde_json::{json, Value};
@@ -42,33 +41,18 @@ fn run(protocol: &str, tenant: Option<&str>) {
     } else {
         s.otlp_http.clone()
     };
-    let mut cmd = Command::new(python());
-    cmd.arg(python_script("emit_otel.py")).args([
+    let mut args = vec![
         "--protocol",
         protocol,
         "--endpoint",
         &endpoint,
         "--run-id",
         &run_id,
-    ]);
+    ];
     if let Some(t) = tenant {
-        cmd.args(["--tenant", t]);
+        args.extend(["--tenant", t]);
     }
-    let out = cmd.output().expect("run emit_otel.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "emit_otel.py failed: {}\nstdout:{stdout}\nstderr:{}\nseam log:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        s.log_text()
-    );
-    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("emit_otel.py printed no JSON report ({e}): {stdout}"));
-    assert_eq!(
-        report["flushed"], true,
-        "the SDK could not export: {report}"
-    );
+    let report = run_sdk_script(&s, "emit_otel.py", &args);
     assert_eq!(report["service"], format!("pysdk-{run_id}"));
     let c = Check {
         s: &s,

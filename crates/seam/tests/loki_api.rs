@@ -6,7 +6,7 @@
 mod common;
 
 use common::loki::{get, labels, matrix_of, push_json, streams_of, vector_of};
-use common::{eventually, now_ns, write_config, Seam};
+use common::{eventually, now_ns, Seam};
 use serde_json::{json, Value};
 
 const S: i64 = 1_000_000_000;
@@ -16,6 +16,9 @@ const TENANT: &str = "t-api";
 struct Data {
     /// A whole ten seconds, ten minutes ago; entries are at t0+1s … t0+5s.
     t0: i64,
+    /// The bounds of those ten seconds as sent: t0 and t0+10s.
+    start: String,
+    end: String,
     api: [String; 3],
     web: [String; 2],
 }
@@ -48,26 +51,34 @@ fn setup() -> (tempfile::TempDir, Seam, Data) {
             {"stream": {"app": "web", "env": "dev"}, "values": [[ts(4), web[0]], [ts(5), web[1]]]},
         ]),
     );
-    (dir, s, Data { t0, api, web })
+    let (start, end) = (t0.to_string(), (t0 + 10 * S).to_string());
+    (
+        dir,
+        s,
+        Data {
+            t0,
+            start,
+            end,
+            api,
+            web,
+        },
+    )
+}
+
+impl Data {
+    /// `query` over the ten seconds holding the entries: the `query`, `start` and `end` params.
+    fn window<'a>(&'a self, query: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![("query", query), ("start", &self.start), ("end", &self.end)]
+    }
 }
 
 fn q(s: &Seam, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
     get(s, path, params, &[("X-Scope-OrgID", TENANT)])
 }
 
-fn range_params(d: &Data, query: &str, direction: &str, limit: &str) -> Vec<(String, String)> {
-    vec![
-        ("query".into(), query.into()),
-        ("start".into(), d.t0.to_string()),
-        ("end".into(), (d.t0 + 10 * S).to_string()),
-        ("direction".into(), direction.into()),
-        ("limit".into(), limit.into()),
-    ]
-}
-
 fn range(s: &Seam, d: &Data, query: &str, dir: &str, limit: &str, hdr: &[(&str, &str)]) -> Value {
-    let p = range_params(d, query, dir, limit);
-    let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut p = d.window(query);
+    p.extend([("direction", dir), ("limit", limit)]);
     let mut h = vec![("X-Scope-OrgID", TENANT)];
     h.extend_from_slice(hdr);
     let (code, body) = get(s, "/loki/api/v1/query_range", &p, &h);
@@ -344,27 +355,19 @@ fn index_stats_and_volumes_count_exactly() {
     let (_dir, s, d) = setup();
     let len = |v: &[String]| v.iter().map(|l| l.len() as u64).sum::<u64>();
     let (api, web) = (len(&d.api), len(&d.web));
-    let (start, end) = (d.t0.to_string(), (d.t0 + 10 * S).to_string());
-    let window = |query: &'static str| {
-        vec![
-            ("query", query),
-            ("start", start.as_str()),
-            ("end", end.as_str()),
-        ]
-    };
 
-    let (code, body) = q(&s, "/loki/api/v1/index/stats", &window(r#"{app=~".+"}"#));
+    let (code, body) = q(&s, "/loki/api/v1/index/stats", &d.window(r#"{app=~".+"}"#));
     assert_eq!(code, 200, "{body}");
     assert_eq!(
         body,
         json!({"streams": 2, "chunks": 1, "entries": 5, "bytes": api + web})
     );
-    let (_, body) = q(&s, "/loki/api/v1/index/stats", &window(r#"{app="web"}"#));
+    let (_, body) = q(&s, "/loki/api/v1/index/stats", &d.window(r#"{app="web"}"#));
     assert_eq!(
         body,
         json!({"streams": 1, "chunks": 1, "entries": 2, "bytes": web})
     );
-    let (_, body) = q(&s, "/loki/api/v1/index/stats", &window(r#"{app="none"}"#));
+    let (_, body) = q(&s, "/loki/api/v1/index/stats", &d.window(r#"{app="none"}"#));
     assert_eq!(
         body,
         json!({"streams": 0, "chunks": 0, "entries": 0, "bytes": 0})
@@ -373,7 +376,7 @@ fn index_stats_and_volumes_count_exactly() {
     // Instant volume: a vector stamped with `end`, grouped by the selector's label names,
     // largest first.
     let t_end = d.t0 / S + 10;
-    let (code, body) = q(&s, "/loki/api/v1/index/volume", &window(r#"{app=~".+"}"#));
+    let (code, body) = q(&s, "/loki/api/v1/index/volume", &d.window(r#"{app=~".+"}"#));
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["status"], "success");
     assert_eq!(body["data"]["resultType"], "vector");
@@ -386,7 +389,7 @@ fn index_stats_and_volumes_count_exactly() {
     );
     check_stats(&body["data"]["stats"]);
 
-    let mut p = window(r#"{app=~".+"}"#);
+    let mut p = d.window(r#"{app=~".+"}"#);
     p.push(("targetLabels", "env"));
     let (_, body) = q(&s, "/loki/api/v1/index/volume", &p);
     assert_eq!(
@@ -397,7 +400,7 @@ fn index_stats_and_volumes_count_exactly() {
         ])
     );
 
-    let mut p = window("{}");
+    let mut p = d.window("{}");
     p.push(("aggregateBy", "labels"));
     let (_, body) = q(&s, "/loki/api/v1/index/volume", &p);
     let total = (api + web).to_string();
@@ -409,7 +412,7 @@ fn index_stats_and_volumes_count_exactly() {
         ])
     );
 
-    let mut p = window(r#"{app=~".+"}"#);
+    let mut p = d.window(r#"{app=~".+"}"#);
     p.push(("limit", "1"));
     let (_, body) = q(&s, "/loki/api/v1/index/volume", &p);
     assert_eq!(body["data"]["result"].as_array().unwrap().len(), 1);
@@ -417,7 +420,7 @@ fn index_stats_and_volumes_count_exactly() {
 
     // Range volume: 5s buckets aligned to the step, each stamped with its end (1ms before the
     // next bucket, as Loki cuts them).
-    let mut p = window(r#"{app=~".+"}"#);
+    let mut p = d.window(r#"{app=~".+"}"#);
     p.push(("step", "5s"));
     let (code, body) = q(&s, "/loki/api/v1/index/volume_range", &p);
     assert_eq!(code, 200, "{body}");
@@ -444,19 +447,11 @@ fn index_stats_and_volumes_count_exactly() {
 #[test]
 fn detected_labels_and_fields() {
     let (_dir, s, d) = setup();
-    let (start, end) = (d.t0.to_string(), (d.t0 + 10 * S).to_string());
-    let window = |query: &'static str| {
-        vec![
-            ("query", query),
-            ("start", start.as_str()),
-            ("end", end.as_str()),
-        ]
-    };
 
     let (code, body) = q(
         &s,
         "/loki/api/v1/detected_labels",
-        &window(r#"{app=~".+"}"#),
+        &d.window(r#"{app=~".+"}"#),
     );
     assert_eq!(code, 200, "{body}");
     assert_eq!(
@@ -470,7 +465,7 @@ fn detected_labels_and_fields() {
     let (code, body) = q(
         &s,
         "/loki/api/v1/detected_fields",
-        &window(r#"{app="api"}"#),
+        &d.window(r#"{app="api"}"#),
     );
     assert_eq!(code, 200, "{body}");
     assert_eq!(
@@ -488,7 +483,7 @@ fn detected_labels_and_fields() {
     let (_, body) = q(
         &s,
         "/loki/api/v1/detected_fields",
-        &window(r#"{app="web"}"#),
+        &d.window(r#"{app="web"}"#),
     );
     assert_eq!(
         body,
@@ -503,14 +498,14 @@ fn detected_labels_and_fields() {
     let (code, body) = q(
         &s,
         "/loki/api/v1/detected_field/level/values",
-        &window(r#"{app="api"}"#),
+        &d.window(r#"{app="api"}"#),
     );
     assert_eq!(code, 200, "{body}");
     assert_eq!(body, json!({"values": ["error", "info"], "limit": 1000}));
     let (_, body) = q(
         &s,
         "/loki/api/v1/detected_field/nope/values",
-        &window(r#"{app="api"}"#),
+        &d.window(r#"{app="api"}"#),
     );
     assert_eq!(body, json!({"values": []}));
 }
@@ -590,11 +585,7 @@ const FLUSH_SOON: &str = "storage:\n  flush_age: 200ms\n";
 #[test]
 fn a_needle_query_reports_the_chunks_its_token_filter_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), FLUSH_SOON);
-    let s = Seam::start(
-        &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
-    );
+    let s = Seam::with_config(dir.path(), FLUSH_SOON, &[]);
     let t0 = (now_ns() as i64 - 600 * S) / (10 * S) * (10 * S);
     let needle = "4bf92f3577b34da6a3ce929d0e0e4736";
     let lines = [

@@ -10,10 +10,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::loki::{
-    labels, merged, query_range, read_lines, read_streams, run_node, run_python, streams_of, Entry,
-    LabelMap, Stream,
+    labels, lines_of, merged, query_range, read_lines, read_streams, run_node, sorted_streams,
+    streams_of, Entry, LabelMap, Stream,
 };
-use common::{now_ns, Seam};
+use common::{now_ns, run_python, Seam};
 use serde_json::{json, Value};
 
 const MS: i64 = 1_000_000;
@@ -87,26 +87,14 @@ const TENANT: [(&str, &str); 1] = [("X-Scope-OrgID", "winston")];
 /// `query_range` as the winston tenant, forward or backward, over the last two hours.
 fn winston_read(s: &Seam, query: &str, direction: &str) -> Vec<Stream> {
     let now = now_ns() as i64;
-    let body = query_range(
+    sorted_streams(&query_range(
         s,
         query,
         now - 7_200_000_000_000,
         now + 60_000_000_000,
         direction,
         &TENANT,
-    );
-    let mut v = streams_of(&body);
-    v.sort_by(|a, b| a.labels.cmp(&b.labels));
-    v
-}
-
-fn lines_of(streams: &[Stream]) -> Vec<(i64, String)> {
-    let mut v: Vec<(i64, String)> = streams
-        .iter()
-        .flat_map(|s| s.entries.iter().map(|(t, l, _)| (*t, l.clone())))
-        .collect();
-    v.sort();
-    v
+    ))
 }
 
 /// What winston-loki makes of the entries without a custom format: the line is the message, a

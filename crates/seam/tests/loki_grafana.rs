@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::loki::{
-    assert_stats, get, label_map, labels, matrix_of, push_json, streams_of, vector_of, Entry,
-    LabelMap, Stream,
+    assert_stats, get, label_map, labels, matrix_of, push_json, sorted_streams, streams_of,
+    vector_of, Entry, LabelMap, Stream,
 };
 use common::{now_ns, Seam};
 use serde_json::{json, Value};
@@ -116,6 +116,14 @@ impl Shop {
         body
     }
 
+    /// A metadata request over [`Shop::range`]: `params`, then `start` and `end`.
+    fn meta(&self, path: &str, params: &[(&str, &str)]) -> Value {
+        let (start, end) = self.range();
+        let mut all = params.to_vec();
+        all.extend([("start", start.as_str()), ("end", end.as_str())]);
+        self.get(path, &all, &[])
+    }
+
     /// The bytes of the lines of `level` (all levels when None).
     fn bytes(&self, level: Option<&str>) -> u64 {
         self.entries
@@ -187,8 +195,7 @@ fn log_range_query_with_and_without_categorize_labels() {
         body["data"].get("encodingFlags").is_none(),
         "no encodingFlags without the header: {body}"
     );
-    let mut got = streams_of(&body);
-    got.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let got = sorted_streams(&body);
     let mut want: BTreeMap<LabelMap, Vec<Entry>> = BTreeMap::new();
     for (l, ts, line, md) in shop.entries.iter().rev() {
         let mut merged = l.clone();
@@ -217,8 +224,7 @@ fn log_range_query_with_and_without_categorize_labels() {
         "{body}"
     );
     assert_stats(&body);
-    let mut got = streams_of(&body);
-    got.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let got = sorted_streams(&body);
     let mut want: BTreeMap<LabelMap, Vec<Entry>> = BTreeMap::new();
     for (l, ts, line, md) in shop.entries.iter().rev() {
         let third = if md.is_empty() {
@@ -323,57 +329,33 @@ fn log_volume_queries() {
 #[test]
 fn labels_label_values_and_series() {
     let shop = shop();
-    let (start, end) = shop.range();
-    let body = shop.get(
+    let body = shop.meta("/loki/api/v1/labels", &[]);
+    assert_eq!(
+        body,
+        json!({"status": "success", "data": ["env", "job", "level"]})
+    );
+    let body = shop.meta(
         "/loki/api/v1/labels",
-        &[("start", &start), ("end", &end)],
-        &[],
+        &[("query", "{job=\"shop\", env=\"dev\"}")],
     );
     assert_eq!(
         body,
         json!({"status": "success", "data": ["env", "job", "level"]})
     );
-    let body = shop.get(
-        "/loki/api/v1/labels",
-        &[
-            ("start", &start),
-            ("end", &end),
-            ("query", "{job=\"shop\", env=\"dev\"}"),
-        ],
-        &[],
-    );
-    assert_eq!(
-        body,
-        json!({"status": "success", "data": ["env", "job", "level"]})
-    );
-    let body = shop.get(
+    let body = shop.meta(
         "/loki/api/v1/label/level/values",
-        &[
-            ("start", &start),
-            ("end", &end),
-            ("query", "{job=\"shop\"}"),
-        ],
-        &[],
+        &[("query", "{job=\"shop\"}")],
     );
     assert_eq!(
         body,
         json!({"status": "success", "data": ["error", "info", "warn"]})
     );
-    let body = shop.get(
+    let body = shop.meta(
         "/loki/api/v1/label/level/values",
-        &[("start", &start), ("end", &end), ("query", "{env=\"dev\"}")],
-        &[],
+        &[("query", "{env=\"dev\"}")],
     );
     assert_eq!(body, json!({"status": "success", "data": ["warn"]}));
-    let body = shop.get(
-        "/loki/api/v1/series",
-        &[
-            ("match[]", "{job=\"shop\"}"),
-            ("start", &start),
-            ("end", &end),
-        ],
-        &[],
-    );
+    let body = shop.meta("/loki/api/v1/series", &[("match[]", "{job=\"shop\"}")]);
     assert_eq!(body["status"], "success", "{body}");
     let mut series: Vec<BTreeMap<String, String>> = body["data"]
         .as_array()
@@ -392,17 +374,8 @@ fn labels_label_values_and_series() {
 #[test]
 fn index_stats_and_volume() {
     let shop = shop();
-    let (start, end) = shop.range();
     // index/stats: a bare object (no status envelope), Grafana's query size hint.
-    let body = shop.get(
-        "/loki/api/v1/index/stats",
-        &[
-            ("query", "{job=\"shop\"}"),
-            ("start", &start),
-            ("end", &end),
-        ],
-        &[],
-    );
+    let body = shop.meta("/loki/api/v1/index/stats", &[("query", "{job=\"shop\"}")]);
     let keys: Vec<&str> = body
         .as_object()
         .unwrap_or_else(|| panic!("an object: {body}"))
@@ -424,15 +397,9 @@ fn index_stats_and_volume() {
 
     // index/volume: a vector, by default aggregated into the labels the query names.
     let end_s = ((shop.m + 120 * S) / S) as f64;
-    let body = shop.get(
+    let body = shop.meta(
         "/loki/api/v1/index/volume",
-        &[
-            ("query", "{job=\"shop\"}"),
-            ("start", &start),
-            ("end", &end),
-            ("limit", "100"),
-        ],
-        &[],
+        &[("query", "{job=\"shop\"}"), ("limit", "100")],
     );
     let got = vector_of(&body);
     assert_eq!(got.len(), 1, "{body}");
@@ -441,17 +408,14 @@ fn index_stats_and_volume() {
     let total: u64 = got[0].1 .1.parse().unwrap();
     assert_eq!(total, shop.bytes(None), "the lines' bytes: {body}");
     // ... or into targetLabels.
-    let body = shop.get(
+    let body = shop.meta(
         "/loki/api/v1/index/volume",
         &[
             ("query", "{job=\"shop\"}"),
-            ("start", &start),
-            ("end", &end),
             ("limit", "100"),
             ("targetLabels", "level"),
             ("aggregateBy", "series"),
         ],
-        &[],
     );
     let got = vector_of(&body);
     let levels: Vec<BTreeMap<String, String>> = got.iter().map(|g| g.0.clone()).collect();
@@ -473,16 +437,13 @@ fn index_stats_and_volume() {
     // the next), stamps each step's bytes at its end, and answers a matrix once a series has more
     // than one step, else a vector. All entries are in the first step so far: a vector.
     let volume_range = || {
-        shop.get(
+        shop.meta(
             "/loki/api/v1/index/volume_range",
             &[
                 ("query", "{job=\"shop\"}"),
-                ("start", &start),
-                ("end", &end),
                 ("step", "60"),
                 ("targetLabels", "level"),
             ],
-            &[],
         )
     };
     let first_step = ((shop.m + 60 * S) / 1_000_000 - 1) as f64 / 1000.0;
@@ -525,16 +486,10 @@ fn index_stats_and_volume() {
 #[test]
 fn detected_labels_and_fields() {
     let shop = shop();
-    let (start, end) = shop.range();
     // detected_labels: a bare {"detectedLabels": [{label, cardinality}]}.
-    let body = shop.get(
+    let body = shop.meta(
         "/loki/api/v1/detected_labels",
-        &[
-            ("query", "{job=\"shop\"}"),
-            ("start", &start),
-            ("end", &end),
-        ],
-        &[],
+        &[("query", "{job=\"shop\"}")],
     );
     assert_eq!(
         body.as_object().map(|o| o.keys().collect::<Vec<_>>()),
@@ -557,15 +512,9 @@ fn detected_labels_and_fields() {
 
     // detected_fields: {"fields": [{label, type, cardinality, parsers}], "limit"}; fields from the
     // JSON line and from structured metadata (parsers null).
-    let body = shop.get(
+    let body = shop.meta(
         "/loki/api/v1/detected_fields",
-        &[
-            ("query", "{job=\"shop\"}"),
-            ("start", &start),
-            ("end", &end),
-            ("limit", "1000"),
-        ],
-        &[],
+        &[("query", "{job=\"shop\"}"), ("limit", "1000")],
     );
     assert_eq!(body["limit"], 1000, "{body}");
     let fields: BTreeMap<String, Value> = body["fields"]

@@ -5,7 +5,7 @@
 mod common;
 
 use common::loki::{get, push_json, push_raw};
-use common::{now_ns, write_config, Seam};
+use common::{now_ns, Seam};
 use serde_json::{json, Value};
 
 const S: i64 = 1_000_000_000;
@@ -27,8 +27,7 @@ limits:
 ";
 
 fn start(dir: &std::path::Path) -> Seam {
-    let cfg = write_config(dir, CONFIG);
-    Seam::start(&dir.join("data"), &["--config", cfg.to_str().unwrap()])
+    Seam::with_config(dir, CONFIG, &[])
 }
 
 fn query_range(s: &Seam, tenant: &str, params: &[(&str, &str)]) -> (u16, Value) {

@@ -6,18 +6,19 @@ mod common;
 
 use std::io::Write;
 
+use common::loki::{get, push_raw};
 use common::read::loki_streams;
-use common::{client, fixture, now_ns, write_config, Seam};
+use common::{fixture, now_ns, Seam};
 use serde_json::{json, Value};
 
 /// Seam accepting entries up to ten years old (the captured fixtures carry their capture time).
 fn start(dir: &std::path::Path) -> Seam {
     // The captured fixtures are years old: accept them, and let reads span the years since.
-    let cfg = write_config(
+    Seam::with_config(
         dir,
         "limits:\n  reject_old_samples_max_age: 87600h\n  max_query_length: 0\n",
-    );
-    Seam::start(&dir.join("data"), &["--config", cfg.to_str().unwrap()])
+        &[],
+    )
 }
 
 fn push(
@@ -27,36 +28,33 @@ fn push(
     encoding: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, String) {
-    let mut req = client()
-        .post(format!("{}/loki/api/v1/push", s.api))
-        .header("Content-Type", content_type)
-        .header("X-Scope-OrgID", tenant)
-        .body(body);
+    let mut headers = vec![
+        ("Content-Type".to_string(), content_type.to_string()),
+        ("X-Scope-OrgID".to_string(), tenant.to_string()),
+    ];
     if let Some(e) = encoding {
-        req = req.header("Content-Encoding", e);
+        headers.push(("Content-Encoding".to_string(), e.to_string()));
     }
-    let r = req.send().expect("push");
-    let code = r.status().as_u16();
-    (code, r.text().unwrap())
+    push_raw(s, &headers, body)
 }
 
 /// Every stream of `tenant` matching `query` since the epoch: (labels, [(ts, line)]).
 fn read(s: &Seam, tenant: &str, query: &str) -> Vec<(Value, Vec<(i64, String)>)> {
     let end = (now_ns() + 3_600_000_000_000).to_string();
-    let r = client()
-        .get(format!("{}/loki/api/v1/query_range", s.api))
-        .header("X-Scope-OrgID", tenant)
-        .query(&[
+    let (code, body) = get(
+        s,
+        "/loki/api/v1/query_range",
+        &[
             ("query", query),
             ("start", "1"),
             ("end", end.as_str()),
             ("limit", "5000"),
             ("direction", "forward"),
-        ])
-        .send()
-        .expect("query_range");
-    assert_eq!(r.status(), 200);
-    let mut streams = loki_streams(&r.json().unwrap());
+        ],
+        &[("X-Scope-OrgID", tenant)],
+    );
+    assert_eq!(code, 200, "{body}");
+    let mut streams = loki_streams(&body);
     streams.sort_by_key(|s| s.0.to_string());
     streams
 }

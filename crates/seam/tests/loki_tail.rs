@@ -10,8 +10,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::loki::push_json;
 use common::otlp::{log_line, logs};
-use common::{client, now_ns, write_config, Seam};
+use common::{client, now_ns, Seam};
 use futures::StreamExt;
 use prost::Message as _;
 use seam_model::attributes::string_kv;
@@ -127,14 +128,7 @@ fn push(s: &Seam, tenant: &str, streams: &[(Value, Vec<(i64, &str, Value)>)]) {
             json!({"stream": labels, "values": values})
         })
         .collect();
-    let r = client()
-        .post(format!("{}/loki/api/v1/push", s.api))
-        .header("Content-Type", "application/json")
-        .header("X-Scope-OrgID", tenant)
-        .body(json!({ "streams": streams }).to_string())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 204, "{}", r.text().unwrap());
+    push_json(s, Some(tenant), Value::Array(streams));
 }
 
 fn push_lines(s: &Seam, tenant: &str, labels: Value, lines: &[(i64, &str)]) {
@@ -146,15 +140,10 @@ fn now() -> i64 {
     now_ns() as i64
 }
 
-fn start(dir: &std::path::Path, yaml: &str) -> Seam {
-    let cfg = write_config(dir, yaml);
-    Seam::start(&dir.join("data"), &["--config", cfg.to_str().unwrap()])
-}
-
 #[test]
 fn live_lines_arrive_with_their_labels_from_loki_push_and_otlp() {
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path(), "");
+    let s = Seam::with_config(dir.path(), "", &[]);
     let t0 = now();
     let checkout = json!({"service_name": "checkout", "env": "prod"});
     push_lines(
@@ -227,7 +216,7 @@ fn live_lines_arrive_with_their_labels_from_loki_push_and_otlp() {
 #[test]
 fn history_is_the_last_limit_entries_since_start_oldest_first() {
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path(), "");
+    let s = Seam::with_config(dir.path(), "", &[]);
     let t = now() - 10_000_000_000;
     let labels = json!({"app": "hist"});
     let lines: Vec<(i64, String)> = (0..5)
@@ -272,7 +261,7 @@ fn history_is_the_last_limit_entries_since_start_oldest_first() {
 #[test]
 fn tails_see_only_their_own_tenant() {
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path(), "");
+    let s = Seam::with_config(dir.path(), "", &[]);
     let labels = json!({"app": "same"});
     let q = [("query", "{app=\"same\"}")];
     let t0 = now();
@@ -294,7 +283,11 @@ fn tails_see_only_their_own_tenant() {
 #[test]
 fn the_concurrent_tail_limit_closes_the_extra_socket_with_lokis_message() {
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path(), "limits:\n  max_concurrent_tail_requests: 2\n");
+    let s = Seam::with_config(
+        dir.path(),
+        "limits:\n  max_concurrent_tail_requests: 2\n",
+        &[],
+    );
     let labels = json!({"app": "busy"});
     push_lines(&s, "c", labels.clone(), &[(now(), "marker")]);
     push_lines(&s, "other", labels.clone(), &[(now(), "marker")]);
@@ -330,7 +323,7 @@ fn the_concurrent_tail_limit_closes_the_extra_socket_with_lokis_message() {
 #[test]
 fn the_lines_per_second_limit_closes_the_tail_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path(), "limits:\n  tail_max_lines_per_second: 5\n");
+    let s = Seam::with_config(dir.path(), "limits:\n  tail_max_lines_per_second: 5\n", &[]);
     let labels = json!({"app": "chatty"});
     push_lines(&s, "r", labels.clone(), &[(now() - 1_000_000, "marker")]);
     let mut tail = Tail::open(&s, "r", &[("query", "{app=\"chatty\"}")]);
@@ -360,7 +353,7 @@ fn the_lines_per_second_limit_closes_the_tail_with_its_name() {
 #[test]
 fn bad_requests_are_refused_before_the_upgrade_and_v2alpha_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path(), "");
+    let s = Seam::with_config(dir.path(), "", &[]);
     let get = |path: &str, params: &[(&str, &str)]| {
         let r = client()
             .get(format!("{}{path}", s.api))

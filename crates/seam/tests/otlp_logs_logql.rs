@@ -10,8 +10,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::loki::{get, labels, query_range, run_python, streams_of, to_json, vector_of, Stream};
-use common::{eventually, now_ns, Seam};
+use common::loki::{
+    get, labels, lines_of, query_range, sorted_streams, streams_of, to_json, vector_of, Stream,
+};
+use common::{eventually, now_ns, run_sdk_script, Seam};
 use serde_json::{json, Value};
 
 /// Resource attributes that are stream labels in Loki's default OTLP configuration
@@ -135,13 +137,10 @@ fn run() -> Run {
     let dir = tempfile::tempdir().unwrap();
     let s = Seam::start(dir.path(), &[]);
     let run_id = format!("{}-{}", std::process::id(), now_ns());
-    let report = run_python(
+    let report = run_sdk_script(
+        &s,
         "emit_otel_logs.py",
         &["--endpoint", &s.otlp_http, "--run-id", &run_id],
-    );
-    assert_eq!(
-        report["flushed"], true,
-        "the SDK could not export: {report}"
     );
     let sent = Sent::from_report(report);
     let t0 = sent.records[0].0;
@@ -166,22 +165,15 @@ fn run() -> Run {
 
 impl Run {
     fn streams(&self, query: &str, headers: &[(&str, &str)]) -> Vec<Stream> {
-        let mut v = streams_of(&query_range(
+        sorted_streams(&query_range(
             &self.s, query, self.start, self.end, "forward", headers,
-        ));
-        v.sort_by(|a, b| a.labels.cmp(&b.labels));
-        v
+        ))
     }
 
     /// Indexes (into the sent records) of the entries `query` returns, in time order.
     fn records_of(&self, query: &str) -> Vec<usize> {
-        let mut got: Vec<(i64, String)> = self
-            .streams(query, &[])
-            .into_iter()
-            .flat_map(|s| s.entries.into_iter().map(|(t, l, _)| (t, l)))
-            .collect();
-        got.sort();
-        got.iter()
+        lines_of(&self.streams(query, &[]))
+            .iter()
             .map(|(ts, line)| {
                 self.sent
                     .records
@@ -195,6 +187,22 @@ impl Run {
     /// The query with a pipeline after the service's selector.
     fn q(&self, pipeline: &str) -> String {
         format!("{} {pipeline}", self.sent.selector())
+    }
+
+    /// An instant query at the end of the run's window: (metric, value) per sample, by metric.
+    fn instant(&self, query: &str) -> Vec<(BTreeMap<String, String>, String)> {
+        let time = self.end.to_string();
+        let (code, body) = get(
+            &self.s,
+            "/loki/api/v1/query",
+            &[("query", query), ("time", &time)],
+            &[],
+        );
+        assert_eq!(code, 200, "{body}");
+        vector_of(&body)
+            .into_iter()
+            .map(|(m, (_, v))| (m, v))
+            .collect()
     }
 }
 
@@ -359,24 +367,12 @@ fn json_parser_over_json_bodies() {
 #[test]
 fn metric_queries_group_by_structured_metadata() {
     let r = run();
-    let time = r.end.to_string();
     let q = format!(
         "sum by (severity_text) (count_over_time({}[10m]))",
         r.sent.selector()
     );
-    let (code, body) = get(
-        &r.s,
-        "/loki/api/v1/query",
-        &[("query", &q), ("time", &time)],
-        &[],
-    );
-    assert_eq!(code, 200, "{body}");
-    let got: Vec<(BTreeMap<String, String>, String)> = vector_of(&body)
-        .into_iter()
-        .map(|(m, (_, v))| (m, v))
-        .collect();
     assert_eq!(
-        got,
+        r.instant(&q),
         vec![
             (labels(&[("severity_text", "ERROR")]), "1".to_string()),
             (labels(&[("severity_text", "INFO")]), "2".to_string()),
@@ -387,19 +383,8 @@ fn metric_queries_group_by_structured_metadata() {
         "sum by (user_id) (count_over_time({} | json | __error__=\"\" [10m]))",
         r.sent.selector()
     );
-    let (code, body) = get(
-        &r.s,
-        "/loki/api/v1/query",
-        &[("query", &q), ("time", &time)],
-        &[],
-    );
-    assert_eq!(code, 200, "{body}");
-    let got: Vec<(BTreeMap<String, String>, String)> = vector_of(&body)
-        .into_iter()
-        .map(|(m, (_, v))| (m, v))
-        .collect();
     assert_eq!(
-        got,
+        r.instant(&q),
         vec![
             (labels(&[("user_id", "42")]), "2".to_string()),
             (labels(&[("user_id", "7")]), "1".to_string()),

@@ -10,7 +10,6 @@ use std::process::Command;
 use common::codec::hex;
 use common::read::loki_streams;
 use common::{now_ns, otlp, python, Seam};
-use prost::Message;
 use seam_model::otlp::logs::v1::LogRecord;
 use seam_model::otlp::trace::v1::Span;
 use serde_json::{json, Value};
@@ -84,12 +83,8 @@ fn send(s: &Seam) -> u64 {
         })
         .collect();
     let logs = otlp::logs(otlp::service("parquet-test"), records);
-    let ct = [("Content-Type", "application/x-protobuf")];
-    assert_eq!(
-        s.post_otlp("traces", traces.encode_to_vec(), &ct).status(),
-        200
-    );
-    assert_eq!(s.post_otlp("logs", logs.encode_to_vec(), &ct).status(), 200);
+    otlp::export(s, "traces", &traces);
+    otlp::export(s, "logs", &logs);
     at
 }
 
@@ -214,12 +209,7 @@ fn sigterm_writes_zstd_parquet_readable_by_pyarrow_and_by_seam_after_restart() {
     // Restart on the same directory: nothing left to replay, everything served from segments.
     let s = Seam::start(dir.path(), &[]);
     check_apis(&s, at);
-    let log = s.log_text();
-    let ready = log
-        .lines()
-        .find(|l| l.contains("store ready"))
-        .expect("a store ready line");
-    let ready: Value = serde_json::from_str(ready).unwrap();
+    let ready: Value = serde_json::from_str(&s.wait_log("store ready")).unwrap();
     assert_eq!(
         ready["replayed_records"], 0,
         "the shutdown flush left the WAL empty: {ready}"

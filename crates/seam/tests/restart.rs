@@ -233,6 +233,8 @@ fn damaged_tail(damage: Damage) {
     };
 
     let mut s = Seam::start(&data, &flags);
+    // Replay logs its warnings before `store ready`.
+    s.wait_log("store ready");
     let warnings = truncation_warnings(&s);
     assert_eq!(
         warnings.len(),
@@ -262,6 +264,7 @@ fn damaged_tail(damage: Damage) {
     let more = write_traces(&s, 5);
     s.kill9();
     let s = Seam::start(&data, &flags);
+    s.wait_log("store ready");
     assert_eq!(truncation_warnings(&s).len(), 0, "log:\n{}", s.log_text());
     assert_eq!(
         s.ready()["components"]["wal"]["replayed_records"],

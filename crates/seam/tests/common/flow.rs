@@ -4,14 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use prost::Message;
 use seam_model::attributes::string_kv;
 use seam_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use seam_model::otlp::trace::v1::span::SpanKind;
 use serde_json::{json, Value};
 
 use super::codec::{hex, unhex};
-use super::{client, eventually, now_ns, write_config, Seam};
+use super::{eventually, now_ns, Seam};
 
 /// Bridges may wait for the settle delay (2 s by default) before they are decided.
 pub const WAIT: Duration = Duration::from_secs(12);
@@ -449,8 +448,7 @@ pub fn wait_metric(s: &Seam, name: &str, want: f64) {
 }
 
 pub fn start(dir: &std::path::Path, yaml: &str) -> Seam {
-    let cfg = write_config(dir, yaml);
-    Seam::start(&dir.join("data"), &["--config", cfg.to_str().unwrap()])
+    Seam::with_config(dir, yaml, &[])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -599,9 +597,7 @@ pub fn one_request(flows: &[&Flow]) -> ExportTraceServiceRequest {
 }
 
 pub fn send(s: &Seam, req: &ExportTraceServiceRequest) {
-    let r = super::otlp::send(&client(), &s.otlp_http, "traces", req.encode_to_vec())
-        .expect("POST traces");
-    assert_eq!(r.status(), 200, "{:?}", r.text());
+    super::otlp::export(s, "traces", req);
 }
 
 pub fn unique(tag: &str) -> String {

@@ -9,12 +9,11 @@ use std::process::Command;
 
 use serde_json::{json, Map, Value};
 
-use super::{client, python, write_config, Seam};
+use super::{client, script_report, Seam};
 
 /// Seam accepting entries up to ten years old (captured fixtures carry their capture time).
 pub fn start_accepting_old(dir: &Path) -> Seam {
-    let cfg = write_config(dir, "loki:\n  reject_old_samples_max_age: 87600h\n");
-    Seam::start(&dir.join("data"), &["--config", cfg.to_str().unwrap()])
+    Seam::with_config(dir, "loki:\n  reject_old_samples_max_age: 87600h\n", &[])
 }
 
 /// `POST /loki/api/v1/push` with these headers (e.g. the captured ones) and body: (status, text).
@@ -200,21 +199,31 @@ pub fn query_range(
     body
 }
 
-/// The streams `query` selects over `[start, end]`, forward, sorted by labels.
-pub fn read_streams(s: &Seam, query: &str, start: i64, end: i64) -> Vec<Stream> {
-    let mut v = streams_of(&query_range(s, query, start, end, "forward", &[]));
+/// The streams of a `streams` answer ([`streams_of`]), sorted by labels.
+pub fn sorted_streams(body: &Value) -> Vec<Stream> {
+    let mut v = streams_of(body);
     v.sort_by(|a, b| a.labels.cmp(&b.labels));
     v
 }
 
-/// Every (ts, line) `query` selects over `[start, end]`, over all streams, in time order.
-pub fn read_lines(s: &Seam, query: &str, start: i64, end: i64) -> Vec<(i64, String)> {
-    let mut v: Vec<(i64, String)> = read_streams(s, query, start, end)
-        .into_iter()
-        .flat_map(|s| s.entries.into_iter().map(|(ts, l, _)| (ts, l)))
+/// Every (ts, line) of `streams`, in time order.
+pub fn lines_of(streams: &[Stream]) -> Vec<(i64, String)> {
+    let mut v: Vec<(i64, String)> = streams
+        .iter()
+        .flat_map(|s| s.entries.iter().map(|(ts, l, _)| (*ts, l.clone())))
         .collect();
     v.sort();
     v
+}
+
+/// The streams `query` selects over `[start, end]`, forward, sorted by labels.
+pub fn read_streams(s: &Seam, query: &str, start: i64, end: i64) -> Vec<Stream> {
+    sorted_streams(&query_range(s, query, start, end, "forward", &[]))
+}
+
+/// Every (ts, line) `query` selects over `[start, end]`, over all streams, in time order.
+pub fn read_lines(s: &Seam, query: &str, start: i64, end: i64) -> Vec<(i64, String)> {
+    lines_of(&read_streams(s, query, start, end))
 }
 
 /// Loki's `stats` object of a query answer: `summary` carries the documented numeric keys.
@@ -316,34 +325,7 @@ pub fn run_node(script: &str, arg: &str) -> Value {
         .env("NODE_PATH", node_modules())
         .output()
         .unwrap_or_else(|e| panic!("run node {}: {e} (is Node.js installed?)", path.display()));
-    report(script, out)
-}
-
-/// Runs `tests/python/<script>` with `args` in the test venv and returns the JSON line it printed
-/// last.
-pub fn run_python(script: &str, args: &[&str]) -> Value {
-    let out = Command::new(python())
-        .arg(super::python_script(script))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {script}: {e}"));
-    report(script, out)
-}
-
-fn report(script: &str, out: std::process::Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{script} failed: {}\nstdout:{stdout}\nstderr:{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
-        panic!(
-            "{script} printed no JSON report ({e}): {stdout}\nstderr:{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    script_report(script, out)
 }
 
 // --- Loki's push protobuf and label text, decoded independently of Seam ------------------------

@@ -52,6 +52,15 @@ impl Seam {
         s
     }
 
+    /// Starts Seam on `<dir>/data` with `yaml` as its config file (`<dir>/seam.yaml`) and `extra`
+    /// `serve` flags, and waits until it is ready.
+    pub fn with_config(dir: &Path, yaml: &str, extra: &[&str]) -> Seam {
+        let cfg = write_config(dir, yaml);
+        let mut args = vec!["--config", cfg.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Seam::start(&dir.join("data"), &args)
+    }
+
     /// Starts Seam and returns once it has bound its ports (it may still be replaying).
     pub fn spawn(data_dir: &Path, extra: &[&str]) -> Seam {
         let mut cmd = Command::new(seam_bin());
@@ -164,6 +173,22 @@ impl Seam {
         c.wait().map(|s| s.success()).unwrap_or(false)
     }
 
+    /// The first log line containing `needle`, once the stderr reader has seen it (lines reach
+    /// the captured log a moment after the process wrote them; `/ready` may answer 200 before
+    /// `store ready` is even logged).
+    pub fn wait_log(&self, needle: &str) -> String {
+        let find = || {
+            self.log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+                .cloned()
+        };
+        eventually(Duration::from_secs(20), find)
+            .unwrap_or_else(|| panic!("no log line contains {needle:?}; log:\n{}", self.log_text()))
+    }
+
     /// The captured log, joined.
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
@@ -262,6 +287,47 @@ pub fn python_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
         .join(name)
+}
+
+/// Runs `tests/python/<script>` with `args` in the test venv and returns the JSON line it printed
+/// last; the script must exit 0.
+pub fn run_python(script: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(python_script(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    script_report(script, out)
+}
+
+/// [`run_python`] for a script that exports through the OpenTelemetry SDK to `s`: its report must
+/// say every provider flushed (`"flushed": true`).
+pub fn run_sdk_script(s: &Seam, script: &str, args: &[&str]) -> serde_json::Value {
+    let report = run_python(script, args);
+    assert_eq!(
+        report["flushed"],
+        true,
+        "the SDK could not export: {report}\nseam log:\n{}",
+        s.log_text()
+    );
+    report
+}
+
+/// The JSON line a helper script printed last, after checking it exited 0.
+pub fn script_report(script: &str, out: std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script} failed: {}\nstdout:{stdout}\nstderr:{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON report ({e}): {stdout}\nstderr:{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 /// Polls `f` until it returns `Some` or the timeout passes (for reads that follow an async ack).

@@ -1,5 +1,6 @@
 //! OTLP request builders (one resource, one scope) and protobuf posting over OTLP/HTTP.
 
+use prost::Message;
 use reqwest::blocking::{Client, Response};
 use seam_model::attributes::string_kv;
 use seam_model::otlp::collector::logs::v1::ExportLogsServiceRequest;
@@ -10,6 +11,8 @@ use seam_model::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use seam_model::otlp::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics};
 use seam_model::otlp::resource::v1::Resource;
 use seam_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+use super::{client, Seam};
 
 /// Resource attributes naming only the service.
 pub fn service(name: &str) -> Vec<KeyValue> {
@@ -135,6 +138,13 @@ pub fn send(client: &Client, otlp: &str, signal: &str, body: Vec<u8>) -> reqwest
         .header("Content-Type", "application/x-protobuf")
         .body(body)
         .send()
+}
+
+/// POSTs `req` as protobuf to Seam's `/v1/<signal>`; it must answer 200.
+pub fn export(s: &Seam, signal: &str, req: &impl Message) {
+    let r = send(&client(), &s.otlp_http, signal, req.encode_to_vec())
+        .unwrap_or_else(|e| panic!("POST {signal}: {e}"));
+    assert_eq!(r.status(), 200, "{signal}: {:?}", r.text());
 }
 
 /// [`send`], reduced to the status, or the transport error with its chain of causes.
