@@ -74,6 +74,8 @@ pub fn bridge_otlp_span(link: &Link) -> Span {
             string_kv(BRIDGE_DOWNSTREAM_ATTR, &link.downstream_trace_id.to_hex()),
             string_kv("correlation.downstream_service", &link.downstream_service),
             bool_kv("correlation.exact", link.exact),
+            string_kv("correlation.direction", link.source.as_str()),
+            string_kv("correlation.evidence", link.call.as_str()),
         ],
         links: vec![span::Link {
             trace_id: link.downstream_trace_id.0.to_vec(),

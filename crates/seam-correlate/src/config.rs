@@ -105,6 +105,12 @@ pub struct CorrelationConfig {
     /// Segments remembered per key value; beyond it the oldest entry is dropped, so one hot value
     /// cannot make every lookup slow.
     pub max_segments_per_value: usize,
+    /// Learn flow patterns from links decided on strong evidence (a call in flight, or one whose
+    /// route or peer matches), and use the well-supported ones like configured patterns.
+    pub learn_patterns: bool,
+    /// Links a service pair needs (with at least 95% of the pair's links pointing the same way)
+    /// before its learned direction is used.
+    pub learn_min_links: u64,
     /// A Redis shared by replicas (`redis://127.0.0.1:6379/`): each process publishes its
     /// segments' summaries there and matches against the others'. Off (`None`) by default.
     pub redis_url: Option<String>,
@@ -154,6 +160,8 @@ impl Default for CorrelationConfig {
                 .collect(),
             max_spans_per_segment: 256,
             max_segments_per_value: 256,
+            learn_patterns: true,
+            learn_min_links: 10,
             redis_url: None,
         }
     }
@@ -215,6 +223,9 @@ impl CorrelationConfig {
         }
         if self.max_component_traces == 0 {
             errs.push("correlation.max_component_traces: must be at least 1".to_string());
+        }
+        if self.learn_min_links == 0 {
+            errs.push("correlation.learn_min_links: must be at least 1".to_string());
         }
         if self.max_spans_per_segment == 0 || self.max_segments_per_value == 0 {
             errs.push("correlation: per-segment and per-value limits must be at least 1".into());

@@ -14,8 +14,8 @@ use std::sync::Arc;
 pub struct KeyMatch {
     /// The key's canonical name (shared with the configuration, so cheap to clone).
     pub key: Arc<str>,
-    /// The value, trimmed.
-    pub value: String,
+    /// The value, trimmed (shared, so links and the index take it without copying).
+    pub value: Arc<str>,
     /// True when the value came from the canonical attribute name, not an alias or a derivation.
     pub exact: bool,
 }
@@ -100,7 +100,7 @@ impl KeyExtractor {
         let value = value.trim();
         (!value.is_empty()).then(|| KeyMatch {
             key: self.keys[i].clone(),
-            value: value.to_string(),
+            value: value.into(),
             exact,
         })
     }
@@ -186,12 +186,12 @@ impl KeyExtractor {
 /// Adds a match unless the same key and value is already there; a later exact sighting upgrades
 /// an earlier non-exact one.
 fn push_unique(out: &mut Vec<KeyMatch>, key: &Arc<str>, value: &str, exact: bool) {
-    if let Some(m) = out.iter_mut().find(|m| m.key == *key && m.value == value) {
+    if let Some(m) = out.iter_mut().find(|m| m.key == *key && &*m.value == value) {
         m.exact |= exact;
     } else {
         out.push(KeyMatch {
             key: key.clone(),
-            value: value.to_string(),
+            value: value.into(),
             exact,
         });
     }
@@ -247,7 +247,7 @@ fn value_after(b: &[u8], mut i: usize) -> Option<&str> {
 }
 
 /// The path of a URL or a request target: no scheme and host, no query or fragment.
-fn url_path(s: &str) -> &str {
+pub(crate) fn url_path(s: &str) -> &str {
     let s = match s.find("://") {
         Some(p) => {
             let rest = &s[p + 3..];
@@ -295,7 +295,7 @@ mod tests {
 
     fn flat(v: &[KeyMatch]) -> Vec<(String, String, bool)> {
         v.iter()
-            .map(|k| (k.key.to_string(), k.value.clone(), k.exact))
+            .map(|k| (k.key.to_string(), k.value.to_string(), k.exact))
             .collect()
     }
 
@@ -420,10 +420,7 @@ mod tests {
     fn label_pairs_and_priorities() {
         let e = ex();
         let k = e.match_pair("X-Circuit-Id", " c ").unwrap();
-        assert_eq!(
-            (&*k.key, k.value.as_str(), k.exact),
-            ("circuit_id", "c", false)
-        );
+        assert_eq!((&*k.key, &*k.value, k.exact), ("circuit_id", "c", false));
         assert!(e.match_pair("circuit_id", "  ").is_none());
         assert!(e.match_pair("nope", "c").is_none());
         assert_eq!(e.priority("product_id"), Some(2));

@@ -38,6 +38,10 @@ pub trait KeyIndex {
     fn evict(&mut self, now_ns: i64) -> usize;
     /// How many distinct (tenant, key, value) triples hold entries.
     fn active_keys(&self) -> usize;
+    /// Roughly the bytes the index holds in this process (0 when it lives elsewhere).
+    fn approx_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Expiry times are filed at this granularity (rounded up, so nothing leaves early).
@@ -295,6 +299,13 @@ impl KeyIndex for MemoryKeyIndex {
 
     fn active_keys(&self) -> usize {
         self.active
+    }
+
+    fn approx_bytes(&self) -> usize {
+        // A bucket: its map slot, its names and a few entries; then the queue's filings.
+        self.active
+            * (std::mem::size_of::<Bucket>() + 16 + 48 + 2 * std::mem::size_of::<IndexEntry>())
+            + self.queue.len() * 56
     }
 }
 

@@ -7,6 +7,8 @@
 //!
 //! - [`config`]: keys, window, flow patterns, and the latency/accuracy knobs.
 //! - [`extract`]: finding keys in span, resource and log attributes and in log text.
+//! - [`evidence`]: what the spans say about who called whom (calls in flight, routes, peers).
+//! - [`learn`]: flow patterns learned from links decided on strong evidence.
 //! - [`segment`]: one trace id's spans seen so far.
 //! - [`index`]: the key index trait and its in-memory implementation.
 //! - [`matcher`]: the rules, the out-of-order strategy, and the [`Correlator`].
@@ -17,9 +19,11 @@
 
 pub mod bridge;
 pub mod config;
+pub mod evidence;
 pub mod extract;
 pub mod fxhash;
 pub mod index;
+pub mod learn;
 pub mod link;
 pub mod matcher;
 pub mod segment;
@@ -31,10 +35,12 @@ pub use bridge::{
     bridge_batch, bridge_edges, bridge_span, edge_from_link, BridgeEdge, BRIDGE_SERVICE,
 };
 pub use config::{ConfigError, CorrelationConfig, KeySpec};
+pub use evidence::{CallClass, Source};
 pub use extract::{KeyExtractor, KeyMatch};
 pub use index::{IndexEntry, KeyIndex, MemoryKeyIndex};
-pub use link::{bridge_id, confidence, Link};
+pub use learn::{flow_patterns_yaml, LearnedPair, LearnedPatterns};
+pub use link::{bridge_id, confidence, confidence_with, Link};
 pub use matcher::{is_synthetic, Correlator};
-pub use segment::{CompactSpan, RemoteSegment, Segment};
+pub use segment::{CompactSpan, Kind, RemoteSegment, Segment, SpanDetail};
 pub use stats::Stats;
 pub use stitch::{component, stitch, StitchedTrace, ORIGINAL_TRACE_ID};

@@ -1,28 +1,34 @@
 //! A decided correlation between two segments, its confidence, and its stable bridge span id.
 
+use crate::evidence::{CallClass, Source};
 use seam_model::{SpanId, TraceId};
+use std::sync::Arc;
 use xxhash_rust::xxh3::Xxh3;
 
 /// A link from an upstream segment to the downstream segment it (by the evidence) called.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Link {
     /// The tenant both segments belong to.
-    pub tenant: String,
+    pub tenant: Arc<str>,
     /// The canonical key name that matched.
-    pub key: String,
+    pub key: Arc<str>,
     /// The shared value.
-    pub value: String,
+    pub value: Arc<str>,
     /// True when both sides carried the key under its canonical name.
     pub exact: bool,
-    /// See [`confidence`].
+    /// See [`confidence_with`].
     pub confidence: f64,
     /// Downstream start minus upstream start, milliseconds (negative under clock skew when a flow
     /// pattern set the direction).
     pub gap_ms: i64,
+    /// Where the direction came from: a configured pattern, a learned one, or the spans.
+    pub source: Source,
+    /// The call evidence the link was decided on.
+    pub call: CallClass,
     /// The upstream (calling) trace.
     pub upstream_trace_id: TraceId,
     /// The upstream segment's primary (root) service.
-    pub upstream_service: String,
+    pub upstream_service: Arc<str>,
     /// The upstream span the bridge hangs under: the span in flight when the downstream started,
     /// else the upstream root.
     pub parent_span_id: SpanId,
@@ -33,7 +39,7 @@ pub struct Link {
     /// The downstream (called) trace.
     pub downstream_trace_id: TraceId,
     /// The downstream segment's primary (root) service.
-    pub downstream_service: String,
+    pub downstream_service: Arc<str>,
     /// The downstream segment's root span, target of the bridge's span link.
     pub downstream_root_span_id: SpanId,
     /// The downstream segment's start, nanoseconds.
@@ -97,11 +103,30 @@ pub fn gap_factor(gap_ns: i64) -> f64 {
     }
 }
 
-/// A link's confidence: 1.0 for an exact key match, 0.8 otherwise, times [`gap_factor`]; rounded
-/// to six decimals so 0.8 × 0.9 reads 0.72, not 0.7200000000000001.
+/// A link's confidence from the key and time alone: 1.0 for an exact key match, 0.8 otherwise,
+/// times [`gap_factor`]; rounded to six decimals so 0.8 × 0.9 reads 0.72, not
+/// 0.7200000000000001. This is a configured pattern's confidence, or one with strong call
+/// evidence (see [`confidence_with`]).
 pub fn confidence(exact: bool, gap_ns: i64) -> f64 {
+    confidence_with(exact, gap_ns, Source::Configured, CallClass::None)
+}
+
+/// How much the evidence for the direction is trusted: 1.0 for a configured pattern, a matching
+/// call or a call in flight; 0.9 for a call nearby (or a learned pattern without a typed call);
+/// 0.7 for time order alone.
+pub fn evidence_factor(source: Source, call: CallClass) -> f64 {
+    match (source, call) {
+        (Source::Configured, _) | (_, CallClass::Matched | CallClass::InFlight) => 1.0,
+        (Source::Learned, _) | (_, CallClass::Near) => 0.9,
+        (Source::Observed, CallClass::None) => 0.7,
+    }
+}
+
+/// A link's confidence: key base (1.0 exact, 0.8 otherwise) × [`gap_factor`] ×
+/// [`evidence_factor`], rounded to six decimals.
+pub fn confidence_with(exact: bool, gap_ns: i64, source: Source, call: CallClass) -> f64 {
     let base = if exact { 1.0 } else { 0.8 };
-    ((base * gap_factor(gap_ns)) * 1e6).round() / 1e6
+    ((base * gap_factor(gap_ns) * evidence_factor(source, call)) * 1e6).round() / 1e6
 }
 
 #[cfg(test)]
@@ -120,6 +145,21 @@ mod tests {
         assert_eq!(confidence(false, 5 * S), 0.8);
         assert_eq!(confidence(false, 15 * S), 0.72);
         assert_eq!(confidence(false, 45 * S), 0.56);
+    }
+
+    #[test]
+    fn evidence_scales_confidence() {
+        let c = |source, call| confidence_with(true, 0, source, call);
+        assert_eq!(c(Source::Configured, CallClass::None), 1.0);
+        assert_eq!(c(Source::Observed, CallClass::Matched), 1.0);
+        assert_eq!(c(Source::Observed, CallClass::InFlight), 1.0);
+        assert_eq!(c(Source::Observed, CallClass::Near), 0.9);
+        assert_eq!(c(Source::Learned, CallClass::None), 0.9);
+        assert_eq!(c(Source::Observed, CallClass::None), 0.7);
+        assert_eq!(
+            confidence_with(false, 15 * S, Source::Observed, CallClass::None),
+            0.504
+        );
     }
 
     #[test]

@@ -29,6 +29,13 @@ pub struct Stats {
     pub direction_conflict: u64,
     /// A held decision whose upstream was evicted before it was due.
     pub expired: u64,
+    /// The would-be upstream made no call near the downstream's start: no outgoing call at all,
+    /// a finished flow, or a downstream that is an entry point.
+    pub no_call: u64,
+    /// The link would have put one service twice on one path of the flow.
+    pub repeated_service: u64,
+    /// Links restored from stored bridge spans while rebuilding after a restart.
+    pub restored: u64,
     /// Spans ignored because they are bridges (`synthetic=true`).
     pub synthetic_ignored: u64,
     /// Spans ignored because their ids are malformed.
@@ -39,7 +46,7 @@ pub struct Stats {
 
 impl Stats {
     /// The counters of `correlation_events_total`, by their `result` label.
-    pub fn events(&self) -> [(&'static str, u64); 11] {
+    pub fn events(&self) -> [(&'static str, u64); 13] {
         [
             ("matched", self.matched),
             ("below_min_confidence", self.below_min_confidence),
@@ -52,6 +59,8 @@ impl Stats {
             ("same_service", self.same_service),
             ("direction_conflict", self.direction_conflict),
             ("expired", self.expired),
+            ("no_call", self.no_call),
+            ("repeated_service", self.repeated_service),
         ]
     }
 }
@@ -63,6 +72,9 @@ pub(crate) enum Refusal {
     SameService,
     DirectionConflict,
     BelowMin,
+    NoCall,
+    RepeatedService,
+    Expired,
 }
 
 impl Stats {
@@ -71,6 +83,9 @@ impl Stats {
             Refusal::OutsideWindow => self.outside_window += 1,
             Refusal::SameService => self.same_service += 1,
             Refusal::DirectionConflict => self.direction_conflict += 1,
+            Refusal::NoCall => self.no_call += 1,
+            Refusal::RepeatedService => self.repeated_service += 1,
+            Refusal::Expired => self.expired += 1,
             Refusal::BelowMin => self.below_min_confidence += 1,
         }
     }

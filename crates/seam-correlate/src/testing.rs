@@ -79,6 +79,8 @@ pub(crate) fn sample_link() -> crate::Link {
         exact: true,
         confidence: 1.0,
         gap_ms: 150,
+        source: crate::Source::Configured,
+        call: crate::CallClass::InFlight,
         upstream_trace_id: TraceId([0xaa; 16]),
         upstream_service: "beorn".into(),
         parent_span_id: SpanId([2; 8]),

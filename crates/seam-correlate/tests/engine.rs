@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use seam_correlate::testing::{span, spans_with_service};
-use seam_correlate::{bridge_id, CorrelationConfig, Correlator, Link};
+use seam_correlate::{bridge_id, CallClass, CorrelationConfig, Correlator, Link, Source};
 use seam_model::otlp::trace::v1::ResourceSpans;
 
 #[test]
@@ -17,6 +17,8 @@ fn matches_in_both_arrival_orders_with_the_same_link() {
         exact: true,
         confidence: 1.0,
         gap_ms: 100,
+        source: Source::Configured,
+        call: CallClass::InFlight,
         upstream_trace_id: tid(1),
         upstream_service: "beorn".into(),
         parent_span_id: sid(1, 2),
@@ -113,7 +115,11 @@ fn a_partner_arriving_up_to_a_window_after_its_end_still_matches() {
 
 #[test]
 fn confidence_is_base_times_gap_band_and_the_minimum_cuts() {
-    // No flow pattern: services a and b, time order.
+    // A configured pattern [a, b]: the direction is certain, the key and the gap set the score.
+    let ab = || CorrelationConfig {
+        flow_patterns: vec![vec!["a".into(), "b".into()]],
+        ..Default::default()
+    };
     for (up_attr, gap_s, want) in [
         ("circuit_id", 5, 1.0),
         ("circuit_id", 15, 0.9),
@@ -122,7 +128,7 @@ fn confidence_is_base_times_gap_band_and_the_minimum_cuts() {
         ("X-Circuit-Id", 15, 0.72),
         ("X-Circuit-Id", 45, 0.56),
     ] {
-        let mut c = Correlator::new(CorrelationConfig::default());
+        let mut c = Correlator::new(ab());
         c.observe_spans("t", &[plain("a", 1, T0, up_attr, "c1")], ns(T0));
         let down = T0 + gap_s * SEC;
         c.observe_spans("t", &[plain("b", 2, down, "circuit_id", "c1")], ns(down));
@@ -134,7 +140,7 @@ fn confidence_is_base_times_gap_band_and_the_minimum_cuts() {
     }
     let mut c = Correlator::new(CorrelationConfig {
         min_confidence: 0.6,
-        ..Default::default()
+        ..ab()
     });
     c.observe_spans("t", &[plain("a", 1, T0, "X-Circuit-Id", "c1")], ns(T0));
     c.observe_spans(
@@ -145,6 +151,37 @@ fn confidence_is_base_times_gap_band_and_the_minimum_cuts() {
     assert!(far(&mut c).is_empty());
     assert_eq!(c.stats().below_min_confidence, 1);
     assert_eq!(c.stats().matched, 0);
+}
+
+#[test]
+fn without_a_pattern_the_evidence_scales_the_confidence() {
+    // Spans without kinds (older instrumentation): a's only span ends at +100 ms. b starting
+    // inside it is a call in flight (1.0); 4 s later is a call nearby, within the 5 s skew
+    // allowance (0.9); 15 s later is time order alone (0.7, times the 10-30 s band's 0.9).
+    for (start_ms, want) in [(50, 1.0), (4_000, 0.9), (15_000, 0.63)] {
+        let mut c = Correlator::new(CorrelationConfig::default());
+        c.observe_spans("t", &[plain("a", 1, T0, "circuit_id", "c1")], ns(T0));
+        let down = T0 + start_ms;
+        let mut links = c.observe_spans("t", &[plain("b", 2, down, "circuit_id", "c1")], ns(down));
+        links.extend(far(&mut c));
+        assert_eq!(pairs(&links), [(1, 2)], "b at +{start_ms} ms");
+        assert_eq!(links[0].confidence, want, "b at +{start_ms} ms");
+    }
+    // min_confidence 0.7 drops the guess by time order and keeps the call nearby.
+    for (start_ms, linked) in [(4_000, true), (15_000, false)] {
+        let mut c = Correlator::new(CorrelationConfig {
+            min_confidence: 0.7,
+            ..Default::default()
+        });
+        c.observe_spans("t", &[plain("a", 1, T0, "circuit_id", "c1")], ns(T0));
+        let down = T0 + start_ms;
+        c.observe_spans("t", &[plain("b", 2, down, "circuit_id", "c1")], ns(down));
+        assert_eq!(
+            far(&mut c).len(),
+            usize::from(linked),
+            "b at +{start_ms} ms"
+        );
+    }
 }
 
 #[test]
@@ -161,8 +198,8 @@ fn a_flow_pattern_beats_time_order_within_the_skew_bound() {
     assert_eq!(links[0].gap_ms, -2_000);
     assert_eq!(
         (
-            links[0].upstream_service.as_str(),
-            links[0].downstream_service.as_str()
+            links[0].upstream_service.as_ref(),
+            links[0].downstream_service.as_ref()
         ),
         ("mdso", "arda")
     );
@@ -321,7 +358,7 @@ fn a_trusted_key_beats_a_closer_match_through_a_shared_product() {
     let links = far(&mut c);
     assert_eq!(pairs(&links), [(3, 2)]);
     assert_eq!(
-        (links[0].key.as_str(), links[0].value.as_str()),
+        (links[0].key.as_ref(), links[0].value.as_ref()),
         ("circuit_id", "c2")
     );
 }
@@ -351,7 +388,7 @@ fn several_shared_keys_make_one_link() {
         ns(T0 + SEC),
     );
     assert_eq!(pairs(&links), [(1, 2)]);
-    assert_eq!(links[0].key, "circuit_id");
+    assert_eq!(&*links[0].key, "circuit_id");
     assert!(far(&mut c).is_empty());
     assert_eq!(c.stats().matched, 1);
 }

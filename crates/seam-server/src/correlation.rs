@@ -247,7 +247,7 @@ impl Correlation {
         if links.is_empty() {
             return;
         }
-        let mut by_tenant: BTreeMap<String, Vec<Link>> = BTreeMap::new();
+        let mut by_tenant: BTreeMap<Arc<str>, Vec<Link>> = BTreeMap::new();
         for l in links {
             by_tenant.entry(l.tenant.clone()).or_default().push(l);
         }
@@ -268,7 +268,7 @@ impl Correlation {
                 // The link stays decided in memory; the bridge is lost only if the process dies
                 // before the segments are seen again.
                 Err(e) => {
-                    tracing::warn!(tenant, error = %e, bridges = links.len(), "writing bridge spans failed")
+                    tracing::warn!(tenant = &*tenant, error = %e, bridges = links.len(), "writing bridge spans failed")
                 }
             }
         }
@@ -307,7 +307,7 @@ impl seam_store::SpanKeys for EngineSpanKeys {
         self.0
             .extract_span(&span.attributes, resource_attributes)
             .into_iter()
-            .map(|m| (m.key.to_string(), m.value))
+            .map(|m| (m.key.to_string(), m.value.to_string()))
             .collect()
     }
 }

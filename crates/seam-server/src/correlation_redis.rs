@@ -28,7 +28,8 @@ use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use seam_correlate::{CompactSpan, KeyMatch, RemoteSegment};
+use seam_correlate::segment::Protocol;
+use seam_correlate::{CompactSpan, KeyMatch, Kind, RemoteSegment, SpanDetail};
 use seam_model::{SpanId, TraceId};
 use seam_store::Store;
 use serde::{Deserialize, Serialize};
@@ -280,37 +281,61 @@ struct Wire {
     s: i64,
     e: i64,
     sv: Vec<String>,
-    /// span id, parent span id ("" for none), service index, name, start, end.
-    sp: Vec<(String, String, u16, String, i64, i64)>,
+    sp: Vec<WireSpan>,
     /// key, value, exact.
     k: Vec<(String, String, bool)>,
 }
 
+/// One span of a summary.
+#[derive(Serialize, Deserialize)]
+struct WireSpan {
+    /// Span id, hex.
+    i: String,
+    /// Parent span id, hex ("" for none).
+    p: String,
+    /// Service index.
+    v: u16,
+    /// OTLP span kind.
+    k: u8,
+    s: i64,
+    e: i64,
+    /// Call detail: protocol, route, path, peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    d: Option<(u8, Option<String>, Option<String>, Option<String>)>,
+}
+
 fn encode(origin: &str, seg: &RemoteSegment) -> String {
+    let text = |x: &Option<Box<str>>| x.as_deref().map(str::to_string);
     let w = Wire {
         o: origin.to_string(),
         t: seg.trace_id.to_hex(),
         s: seg.start_ns,
         e: seg.end_ns,
-        sv: seg.services.clone(),
+        sv: seg.services.iter().map(|s| s.to_string()).collect(),
         sp: seg
             .spans
             .iter()
-            .map(|s| {
-                (
-                    s.span_id.to_hex(),
-                    s.parent_span_id.map(|p| p.to_hex()).unwrap_or_default(),
-                    s.service,
-                    s.name.to_string(),
-                    s.start_ns,
-                    s.end_ns,
-                )
+            .map(|s| WireSpan {
+                i: s.span_id.to_hex(),
+                p: s.parent_span_id.map(|p| p.to_hex()).unwrap_or_default(),
+                v: s.service,
+                k: s.kind as u8,
+                s: s.start_ns,
+                e: s.end_ns,
+                d: s.detail.as_ref().map(|d| {
+                    (
+                        d.protocol as u8,
+                        text(&d.route),
+                        text(&d.path),
+                        text(&d.peer),
+                    )
+                }),
             })
             .collect(),
         k: seg
             .keys
             .iter()
-            .map(|k| (k.key.to_string(), k.value.clone(), k.exact))
+            .map(|k| (k.key.to_string(), k.value.to_string(), k.exact))
             .collect(),
     };
     serde_json::to_string(&w).unwrap_or_default()
@@ -319,26 +344,35 @@ fn encode(origin: &str, seg: &RemoteSegment) -> String {
 fn decode(text: &str) -> Option<(String, RemoteSegment)> {
     let w: Wire = serde_json::from_str(text).ok()?;
     let trace_id = TraceId::from_slice(&hex::decode(&w.t).ok()?).ok()?;
+    let boxed = |x: Option<String>| x.map(String::into_boxed_str);
     let mut spans = Vec::with_capacity(w.sp.len());
-    for (id, parent, service, name, start_ns, end_ns) in w.sp {
+    for sp in w.sp {
         spans.push(CompactSpan {
-            span_id: SpanId::from_slice(&hex::decode(&id).ok()?).ok()?,
-            parent_span_id: if parent.is_empty() {
+            span_id: SpanId::from_slice(&hex::decode(&sp.i).ok()?).ok()?,
+            parent_span_id: if sp.p.is_empty() {
                 None
             } else {
-                Some(SpanId::from_slice(&hex::decode(&parent).ok()?).ok()?)
+                Some(SpanId::from_slice(&hex::decode(&sp.p).ok()?).ok()?)
             },
-            service,
-            name: name.into(),
-            start_ns,
-            end_ns,
+            service: sp.v,
+            kind: Kind::from_otlp(i32::from(sp.k)),
+            start_ns: sp.s,
+            end_ns: sp.e,
+            detail: sp.d.map(|(protocol, route, path, peer)| {
+                Box::new(SpanDetail {
+                    protocol: Protocol::from_u8(protocol),
+                    route: boxed(route),
+                    path: boxed(path),
+                    peer: boxed(peer),
+                })
+            }),
         });
     }
     Some((
         w.o,
         RemoteSegment {
             trace_id,
-            services: w.sv,
+            services: w.sv.into_iter().map(Into::into).collect(),
             start_ns: w.s,
             end_ns: w.e,
             spans,
@@ -347,7 +381,7 @@ fn decode(text: &str) -> Option<(String, RemoteSegment)> {
                 .into_iter()
                 .map(|(key, value, exact)| KeyMatch {
                     key: key.into(),
-                    value,
+                    value: value.into(),
                     exact,
                 })
                 .collect(),
@@ -371,17 +405,24 @@ mod tests {
                     span_id: SpanId([1; 8]),
                     parent_span_id: None,
                     service: 0,
-                    name: "root".into(),
+                    kind: Kind::Server,
                     start_ns: 10,
                     end_ns: 20,
+                    detail: None,
                 },
                 CompactSpan {
                     span_id: SpanId([2; 8]),
                     parent_span_id: Some(SpanId([1; 8])),
                     service: 0,
-                    name: "call".into(),
+                    kind: Kind::Client,
                     start_ns: 12,
                     end_ns: 18,
+                    detail: Some(Box::new(SpanDetail {
+                        protocol: Protocol::Http,
+                        route: None,
+                        path: Some("/api/v3/topologies/c 1".into()),
+                        peer: Some("arda".into()),
+                    })),
                 },
             ],
             keys: vec![KeyMatch {

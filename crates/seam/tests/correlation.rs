@@ -154,7 +154,8 @@ fn stitched_view_survives_restart_and_resending_makes_no_second_bridge() {
 
 /// The flow pattern, not the clocks, says who called whom: MDSO's clock runs 90 ms behind, so its
 /// scriptplan seems to start before Beorn's request; the pattern still puts Beorn upstream, with
-/// the bridge under Beorn's root (no Beorn span was running at MDSO's recorded start).
+/// the bridge under Beorn's CLIENT call, which started 80 ms after MDSO's recorded start (within
+/// the skew allowance), clamped into that call.
 #[test]
 fn the_flow_pattern_sets_the_direction_under_clock_skew() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,7 +172,10 @@ fn the_flow_pattern_sets_the_direction_under_clock_skew() {
             .unwrap_or_else(|| panic!("no {name}: {spans:#?}"))
     };
     let b1 = bridge("beorn_to_mdso_bridge");
-    assert_eq!(b1.parent.as_deref(), Some(f.root("beorn").span_id.as_str()));
+    assert_eq!(
+        b1.parent.as_deref(),
+        Some(f.client("beorn").span_id.as_str())
+    );
     assert_eq!(
         b1.attr("correlation.gap_ms"),
         Some(&json!({"intValue": "-30"}))
@@ -180,10 +184,14 @@ fn the_flow_pattern_sets_the_direction_under_clock_skew() {
         b1.attr("correlation.confidence"),
         Some(&json!({"doubleValue": 1.0}))
     );
-    assert_eq!(b1.start, f.root("beorn").start, "clamped into its parent");
+    assert_eq!(b1.start, f.client("beorn").start, "clamped into its parent");
     let b2 = bridge("mdso_to_arda_bridge");
-    // Arda started at +100 ms: MDSO's root (-30..150) was running, its client (0..70) was not.
-    assert_eq!(b2.parent.as_deref(), Some(f.root("mdso").span_id.as_str()));
+    // Arda started at +100 ms, 30 ms after MDSO's skewed client call (0..70) ended: still that
+    // call, within the skew allowance.
+    assert_eq!(
+        b2.parent.as_deref(),
+        Some(f.client("mdso").span_id.as_str())
+    );
     assert_eq!(
         b2.attr("correlation.gap_ms"),
         Some(&json!({"intValue": "130"}))

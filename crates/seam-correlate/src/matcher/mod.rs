@@ -8,15 +8,26 @@
 //!   feeds the confidence bands and is reported as `correlation.gap_ms`. The window uses the range
 //!   distance instead, so a long upstream (a scriptplan running for minutes) can still match a call
 //!   it made late in its run.
-//! - **Direction.** The first flow pattern placing both segments decides (a segment's place is
-//!   its primary (root) service's, else the earliest of its other services'): the earlier service is upstream, and the number of steps between them is the
-//!   pattern distance (1 = adjacent). A pattern upstream that starts more than `max_skew` after
-//!   its downstream is refused (a reused circuit, not skew). Without a pattern, the earlier start
-//!   is upstream. Segments of the same primary service are peers and never linked.
+//! - **Direction.** In this order: the first configured flow pattern placing both segments (a
+//!   segment's place is its primary (root) service's, else the earliest of its other services');
+//!   then a learned pattern (see [`crate::learn`]); then the call evidence of the two segments
+//!   (see [`crate::evidence`]): the side whose CLIENT or PRODUCER span explains the other's start
+//!   is upstream; with no typed spans on either side, the earlier start. A pattern's number of
+//!   steps between the two is the pattern distance (1 = adjacent). A configured pattern's upstream
+//!   that starts more than `max_skew` after its downstream is refused (a reused circuit, not
+//!   skew). Segments of the same primary service are peers and never linked.
+//! - **Flow boundaries.** Unless a configured pattern sets the direction, an upstream whose spans
+//!   have kinds must show a call near the downstream's start: a segment with no outgoing call is
+//!   no upstream, a flow whose calls ended long before is finished and not chained into a later
+//!   reuse of its key, and a downstream whose SERVER/CONSUMER root no call explains is an entry
+//!   point that starts a new flow (all counted as `no_call`). A link never puts one service twice
+//!   on one path of a stitched flow (`repeated_service`) unless a configured pattern lists it
+//!   twice. A CLIENT span is taken by one downstream only.
 //! - **One upstream.** A segment links to at most one upstream in all: one trace root was started
 //!   by one call. (That is stricter than one per key and pattern step, and it means the three keys
-//!   of one flow make one bridge, not three.) Candidates rank by pattern before time order, then
-//!   adjacent steps, then key priority (configuration order), then nearest start.
+//!   of one flow make one bridge, not three.) Candidates rank by direction source (configured,
+//!   learned, observed), then adjacent steps, then key priority (configuration order), then call
+//!   evidence, then the nearest call and the nearest start.
 //!
 //! # Out-of-order arrival: hold, replace, or decide at once
 //! A choice made on what has arrived can be wrong when the right upstream is still in flight:
@@ -26,15 +37,23 @@
 //! candidate arriving meanwhile replaces it, and the link is emitted when the hold ends (by
 //! [`Correlator::poll`] or any later batch). Holding costs latency, so a choice is emitted at the
 //! end of its batch instead when it is unambiguous:
-//! - the candidate is an adjacent pattern step (or time-ordered, with no pattern),
+//! - the candidate is an adjacent pattern step (or its direction came from the spans),
 //! - through the downstream's most trusted key,
-//! - the upstream had a span running when the downstream started (the call was in flight),
-//! - and no other known upstream with evidence as good (same pattern step and key) had one.
+//! - with strong call evidence: a call in flight when the downstream started, or one whose route
+//!   or peer matches it,
+//! - and no other known upstream with evidence as good (same class) had such a call.
 //!
 //! The residual risk is an unseen, better upstream whose call overlapped the seen one's; raising
 //! `settle` and turning `fast_path` off trades latency for that case. `settle = 0` decides at the
 //! end of every batch, which still sorts out any order *within* a batch. Once emitted, a link is
 //! final: a better candidate arriving later is counted as `slot_taken`, never a second bridge.
+//!
+//! # Rebuilding after a restart
+//! [`Correlator::begin_rebuild`] puts the engine in rebuild mode: the caller feeds the recent
+//! segments back from the store, and bridge spans among them restore the links already made
+//! (their downstream stays linked, their call stays taken) instead of being ignored. Nothing is
+//! decided until [`Correlator::finish_rebuild`], so a link restored late in the feed is never
+//! made twice.
 //!
 //! # Idempotence and memory
 //! Re-delivered spans change nothing and are not re-evaluated; a linked segment never links
@@ -45,22 +64,29 @@
 //! whatever the key cardinality or the senders' clocks.
 
 use crate::config::{dur_ns, CorrelationConfig};
+use crate::evidence::Allowance;
 use crate::extract::{KeyExtractor, KeyMatch};
 use crate::fxhash::FxHashMap;
 use crate::index::{ExpiryQueue, IndexEntry, KeyIndex, MemoryKeyIndex};
+use crate::learn::LearnedPatterns;
 use crate::link::Link;
-use crate::segment::{range_distance, service_at, Candidate, LinkState, RemoteSegment, Segment};
+use crate::segment::{range_distance, Candidate, LinkState, NewSpan, RemoteSegment, Segment};
 use crate::stats::Stats;
 use seam_model::otlp::trace::v1::ResourceSpans;
+use seam_model::traces::TraceEdge;
 use seam_model::{SpanId, TraceId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use seam_model::traces::is_synthetic;
 
+mod decide;
 mod phases;
 #[cfg(test)]
 mod tests;
+
+/// Service names kept interned at most; beyond it each segment allocates its own.
+const MAX_INTERNED: usize = 10_000;
 
 /// One tenant's segments.
 #[derive(Debug)]
@@ -76,19 +102,24 @@ struct Before {
     end: i64,
     root: Option<SpanId>,
     keys: usize,
+    calls: u32,
     keys_changed: bool,
+    /// The segment's estimated bytes before the batch (0 for a new one).
+    bytes: usize,
 }
 
 impl Before {
     /// The state of `seg` now, with no key change noted yet.
-    fn of(seg: &Segment) -> Before {
+    fn of(seg: &Segment, new: bool) -> Before {
         Before {
             trace: seg.trace_id,
             start: seg.start_ns,
             end: seg.end_ns,
             root: seg.root().map(|r| r.span_id),
             keys: seg.keys.len(),
+            calls: seg.calls,
             keys_changed: false,
+            bytes: if new { 0 } else { seg.approx_bytes() },
         }
     }
 }
@@ -111,10 +142,20 @@ pub struct Correlator<I: KeyIndex = MemoryKeyIndex> {
     /// Held decisions by due time (exact, not rounded: the due time is a latency).
     due: BTreeMap<i64, Vec<(Arc<str>, TraceId)>>,
     stats: Stats,
+    learned: LearnedPatterns,
     window_ns: i64,
     keyless_ttl_ns: i64,
     settle_ns: i64,
     max_skew_ns: i64,
+    allowance: Allowance,
+    /// Services that a configured pattern lists twice: they may repeat on one path.
+    repeatable: Vec<String>,
+    /// Interned service names: segments share them instead of allocating per trace.
+    services: FxHashMap<Box<str>, Arc<str>>,
+    /// Estimated bytes of every segment held.
+    segment_bytes: usize,
+    /// True between [`Correlator::begin_rebuild`] and [`Correlator::finish_rebuild`].
+    rebuilding: bool,
     scratch: Vec<IndexEntry>,
     /// Per batch: trace id -> index into the touched list (kept to reuse its allocation).
     seen: FxHashMap<TraceId, usize>,
@@ -134,6 +175,20 @@ impl Correlator<MemoryKeyIndex> {
 impl<I: KeyIndex> Correlator<I> {
     /// A correlator over `index`.
     pub fn with_index(config: CorrelationConfig, index: I) -> Correlator<I> {
+        let window_ns = config.window_ns().max(1);
+        let max_skew_ns = dur_ns(config.max_skew);
+        let mut repeatable: Vec<String> = config
+            .flow_patterns
+            .iter()
+            .flat_map(|p| {
+                p.iter()
+                    .enumerate()
+                    .filter(|(i, s)| p[..*i].contains(s))
+                    .map(|(_, s)| s.clone())
+            })
+            .collect();
+        repeatable.sort();
+        repeatable.dedup();
         Correlator {
             extractor: KeyExtractor::new(&config),
             index,
@@ -142,10 +197,19 @@ impl<I: KeyIndex> Correlator<I> {
             expiry: ExpiryQueue::default(),
             due: BTreeMap::new(),
             stats: Stats::default(),
-            window_ns: config.window_ns().max(1),
+            learned: LearnedPatterns::new(config.learn_min_links),
+            window_ns,
             keyless_ttl_ns: dur_ns(config.keyless_ttl),
             settle_ns: dur_ns(config.settle),
-            max_skew_ns: dur_ns(config.max_skew),
+            max_skew_ns,
+            allowance: Allowance {
+                skew_ns: max_skew_ns,
+                handoff_ns: window_ns,
+            },
+            repeatable,
+            services: FxHashMap::default(),
+            segment_bytes: 0,
+            rebuilding: false,
             scratch: Vec::new(),
             changed: None,
             config,
@@ -170,6 +234,21 @@ impl<I: KeyIndex> Correlator<I> {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The flow patterns learned so far.
+    pub fn learned(&self) -> &LearnedPatterns {
+        &self.learned
+    }
+
+    /// The learned patterns, to load saved counts or to note that they were saved.
+    pub fn learned_mut(&mut self) -> &mut LearnedPatterns {
+        &mut self.learned
+    }
+
+    /// Roughly the bytes the engine holds (segments and the key index), for the memory budget.
+    pub fn approx_bytes(&self) -> usize {
+        self.segment_bytes + self.index.approx_bytes()
     }
 
     /// Distinct (tenant, key, value) triples in the index.
@@ -258,17 +337,26 @@ impl<I: KeyIndex> Correlator<I> {
             s.remote = true;
             s
         });
-        let mut before = Before::of(seg);
+        let new = seg.spans.is_empty();
+        let mut before = Before::of(seg, new);
         seg.last_arrival_ns = seg.last_arrival_ns.max(arrival_ns);
         let max_spans = self.config.max_spans_per_segment;
         for sp in &remote.spans {
+            let service = remote
+                .services
+                .get(usize::from(sp.service))
+                .cloned()
+                .unwrap_or_else(|| "unknown_service".into());
             seg.add_span(
-                sp.span_id,
-                sp.parent_span_id,
-                service_at(&remote.services, sp.service),
-                &sp.name,
-                sp.start_ns,
-                sp.end_ns,
+                NewSpan {
+                    span_id: sp.span_id,
+                    parent_span_id: sp.parent_span_id,
+                    service: &service,
+                    kind: sp.kind,
+                    start_ns: sp.start_ns,
+                    end_ns: sp.end_ns,
+                    detail: sp.detail.clone(),
+                },
                 max_spans,
             );
         }
@@ -298,6 +386,98 @@ impl<I: KeyIndex> Correlator<I> {
         }
     }
 
+    /// The shared copy of a service name.
+    fn intern(&mut self, service: &str) -> Arc<str> {
+        if let Some(s) = self.services.get(service) {
+            return s.clone();
+        }
+        let s: Arc<str> = service.into();
+        if self.services.len() < MAX_INTERNED {
+            self.services.insert(service.into(), s.clone());
+        }
+        s
+    }
+
+    /// Enters rebuild mode (see the module doc): segments fed from now on are matched, but
+    /// nothing is decided until [`Correlator::finish_rebuild`], and bridge spans restore their
+    /// links.
+    pub fn begin_rebuild(&mut self) {
+        self.rebuilding = true;
+    }
+
+    /// Leaves rebuild mode and decides every choice held meanwhile, as of `now_ns`; returns the
+    /// new links (the ones the stored bridges did not already make).
+    pub fn finish_rebuild(&mut self, now_ns: i64) -> Vec<Link> {
+        self.rebuilding = false;
+        let held: Vec<(Arc<str>, TraceId)> = self
+            .tenants
+            .values()
+            .flat_map(|t| {
+                t.segments
+                    .iter()
+                    .filter(|(_, s)| matches!(s.link, LinkState::Pending(_)))
+                    .map(|(id, _)| (t.name.clone(), *id))
+            })
+            .collect();
+        let mut links = Vec::new();
+        for (tenant, down) in held {
+            if let Some(LinkState::Pending(p)) = self
+                .tenants
+                .get_mut(&*tenant)
+                .and_then(|t| t.segments.get_mut(&down))
+                .map(|s| &mut s.link)
+            {
+                p.decide_at = now_ns;
+            }
+            links.extend(self.decide(&tenant, down, now_ns));
+        }
+        links
+    }
+
+    /// Restores a link that a stored bridge span records: the downstream counts as linked to the
+    /// upstream, and the call the bridge hangs under as taken. Either side may not have arrived
+    /// yet; it is remembered for when it does.
+    fn restore(
+        &mut self,
+        tenant: &Arc<str>,
+        edge: &TraceEdge,
+        parent: Option<SpanId>,
+        arrival_ns: i64,
+    ) {
+        let t = self
+            .tenants
+            .get_mut(&**tenant)
+            .expect("tenant made by caller");
+        let mut made = 0;
+        for id in [edge.upstream, edge.downstream] {
+            t.segments.entry(id).or_insert_with(|| {
+                made += 1;
+                let mut s = Segment::new(id, arrival_ns);
+                // Remembered like a keyed segment: its spans may come later in the feed.
+                s.expires_ns = arrival_ns.saturating_add(self.window_ns.saturating_mul(2));
+                self.expiry.push(s.expires_ns, (tenant.clone(), id));
+                s
+            });
+        }
+        self.segment_bytes += made * std::mem::size_of::<Segment>();
+        let down = t.segments.get_mut(&edge.downstream).expect("made above");
+        if !matches!(down.link, LinkState::Decided { .. }) {
+            down.link = LinkState::Decided {
+                upstream: edge.upstream,
+            };
+        }
+        let up = t.segments.get_mut(&edge.upstream).expect("made above");
+        if !up.downstreams.contains(&edge.downstream) {
+            up.downstreams.push(edge.downstream);
+        }
+        if let Some(p) = parent {
+            if up.consumer_of(p).is_none() {
+                up.consumed.push((p, edge.downstream));
+            }
+        }
+        self.stats.restored += 1;
+    }
+
     /// Takes in one batch of spans that arrived at `arrival_ns`; returns the links decided now
     /// (unambiguous new ones, and held ones that came due).
     pub fn observe_spans(
@@ -307,7 +487,7 @@ impl<I: KeyIndex> Correlator<I> {
         arrival_ns: i64,
     ) -> Vec<Link> {
         let name = self.tenant_name(tenant);
-        let touched = self.ingest(tenant, rs, arrival_ns);
+        let touched = self.ingest(&name, rs, arrival_ns);
         self.match_batch(&name, &touched, arrival_ns)
     }
 
@@ -324,6 +504,9 @@ impl<I: KeyIndex> Correlator<I> {
     /// Emits the held decisions due by `now_ns`.
     pub fn poll(&mut self, now_ns: i64) -> Vec<Link> {
         let mut links = Vec::new();
+        if self.rebuilding {
+            return links;
+        }
         while let Some(entry) = self.due.first_entry() {
             if *entry.key() > now_ns {
                 break;
@@ -349,6 +532,7 @@ impl<I: KeyIndex> Correlator<I> {
         let mut n = 0;
         let tenants = &mut self.tenants;
         let stats = &mut self.stats;
+        let bytes = &mut self.segment_bytes;
         self.expiry.pop_due(now_ns, |(tenant, trace)| {
             let Some(t) = tenants.get_mut(&*tenant) else {
                 return;
@@ -361,6 +545,7 @@ impl<I: KeyIndex> Correlator<I> {
                     if matches!(s.link, LinkState::Pending(_)) {
                         stats.expired += 1;
                     }
+                    *bytes = bytes.saturating_sub(s.approx_bytes());
                 }
                 n += 1;
             }
@@ -405,7 +590,7 @@ impl<I: KeyIndex> Correlator<I> {
                 let other_service = service.is_some_and(|svc| {
                     t.segments
                         .get(&c.trace_id)
-                        .is_none_or(|s| !s.services.iter().any(|x| x == svc))
+                        .is_none_or(|s| !s.services.iter().any(|x| **x == *svc))
                 });
                 let rank = (
                     other_service,

@@ -1,40 +1,48 @@
-//! The matching phases of one batch: ingest, refresh, evaluate, apply, decide.
+//! The matching phases of one batch: ingest, refresh, evaluate, apply.
 
 use super::{Before, Correlator, Offer};
-use crate::extract::KeyMatch;
+use crate::evidence::{span_detail, Source};
 use crate::fxhash::FxHashSet;
 use crate::index::{ExpiryQueue, IndexEntry, KeyIndex};
-use crate::link::{confidence, Link};
-use crate::segment::{Candidate, InFlight, LinkState, Pending, Score, Segment};
-use crate::stats::Refusal;
+use crate::link::Link;
+use crate::segment::{Kind, LinkState, NewSpan, Pending, Segment, Strong};
 use seam_model::otlp::trace::v1::ResourceSpans;
+use seam_model::traces::TraceEdge;
 use seam_model::{SpanId, TraceId};
 use std::sync::Arc;
 
 impl<I: KeyIndex> Correlator<I> {
     /// Phase 1: adds the batch's spans to their segments; returns each touched segment's state
-    /// before the batch.
+    /// before the batch. Bridge spans are not segments: in rebuild mode they restore their links.
     pub(super) fn ingest(
         &mut self,
-        tenant: &str,
+        tenant: &Arc<str>,
         rs: &[ResourceSpans],
         arrival_ns: i64,
     ) -> Vec<Before> {
-        let t = self.tenants.get_mut(tenant).expect("tenant made by caller");
         let mut touched = Vec::new();
-        let seen = &mut self.seen;
-        seen.clear();
+        let mut restores = Vec::new();
+        self.seen.clear();
         let max_spans = self.config.max_spans_per_segment;
         for r in rs {
-            let service = seam_model::traces::service_name(r);
+            let service = self.intern(seam_model::traces::service_name(r));
             let mut resource_keys = Vec::new();
             if let Some(res) = &r.resource {
                 self.extractor
                     .extract_attributes(&res.attributes, &mut resource_keys);
             }
+            let t = self
+                .tenants
+                .get_mut(&**tenant)
+                .expect("tenant made by caller");
             for span in r.scope_spans.iter().flat_map(|s| &s.spans) {
                 if super::is_synthetic(span) {
                     self.stats.synthetic_ignored += 1;
+                    if self.rebuilding {
+                        if let Some(edge) = TraceEdge::from_span(span) {
+                            restores.push((edge, SpanId::from_slice(&span.parent_span_id).ok()));
+                        }
+                    }
                     continue;
                 }
                 let (Some(trace), Ok(span_id)) = (
@@ -49,22 +57,27 @@ impl<I: KeyIndex> Correlator<I> {
                 let parent = SpanId::from_slice(&span.parent_span_id)
                     .ok()
                     .filter(|p| p.0 != [0; 8]);
-                let seg = t
-                    .segments
-                    .entry(trace)
-                    .or_insert_with(|| Segment::new(trace, arrival_ns));
-                let idx = *seen.entry(trace).or_insert_with(|| {
-                    touched.push(Before::of(seg));
+                let mut new = false;
+                let seg = t.segments.entry(trace).or_insert_with(|| {
+                    new = true;
+                    Segment::new(trace, arrival_ns)
+                });
+                let idx = *self.seen.entry(trace).or_insert_with(|| {
+                    touched.push(Before::of(seg, new));
                     touched.len() - 1
                 });
                 seg.last_arrival_ns = seg.last_arrival_ns.max(arrival_ns);
+                let kind = Kind::from_otlp(span.kind);
                 if !seg.add_span(
-                    span_id,
-                    parent,
-                    service,
-                    &span.name,
-                    clamp_ns(span.start_time_unix_nano),
-                    clamp_ns(span.end_time_unix_nano),
+                    NewSpan {
+                        span_id,
+                        parent_span_id: parent,
+                        service: &service,
+                        kind,
+                        start_ns: clamp_ns(span.start_time_unix_nano),
+                        end_ns: clamp_ns(span.end_time_unix_nano),
+                        detail: span_detail(kind, &span.attributes),
+                    },
                     max_spans,
                 ) {
                     continue;
@@ -79,6 +92,9 @@ impl<I: KeyIndex> Correlator<I> {
                 }
                 touched[idx].keys_changed |= changed;
             }
+        }
+        for (edge, parent) in restores {
+            self.restore(tenant, &edge, parent, arrival_ns);
         }
         touched
     }
@@ -95,13 +111,17 @@ impl<I: KeyIndex> Correlator<I> {
         for b in touched {
             let seg = t.segments.get_mut(&b.trace).expect("touched");
             seg.refresh();
+            self.segment_bytes = (self.segment_bytes + seg.approx_bytes()).saturating_sub(b.bytes);
             let w = self.window_ns;
             let last = seg.last_arrival_ns;
             let mut expires = seg.end_ns.saturating_add(w.saturating_mul(2)).clamp(
                 last.saturating_add(w),
                 last.saturating_add(w.saturating_mul(2)),
             );
-            if seg.keys.is_empty() {
+            if seg.keys.is_empty()
+                && seg.downstreams.is_empty()
+                && matches!(seg.link, LinkState::Open)
+            {
                 expires = expires.min(last.saturating_add(self.keyless_ttl_ns));
             }
             if ExpiryQueue::<()>::slot(expires) != ExpiryQueue::<()>::slot(seg.expires_ns) {
@@ -125,6 +145,7 @@ impl<I: KeyIndex> Correlator<I> {
             let changed = b.keys_changed
                 || b.start != seg.start_ns
                 || b.end != seg.end_ns
+                || b.calls != seg.calls
                 || b.root != seg.root().map(|r| r.span_id);
             if changed && !seg.keys.is_empty() {
                 dirty.push((b.trace, b.keys));
@@ -148,14 +169,15 @@ impl<I: KeyIndex> Correlator<I> {
         } else {
             FxHashSet::default()
         };
+        let mut scratch = std::mem::take(&mut self.scratch);
         for (trace, keys_before) in dirty {
             let s = &t.segments[trace];
             for (ki, km) in s.keys.iter().enumerate() {
-                self.scratch.clear();
+                scratch.clear();
                 self.index
-                    .candidates(tenant, &km.key, &km.value, &mut self.scratch);
+                    .candidates(tenant, &km.key, &km.value, &mut scratch);
                 let mut any = false;
-                for c in &self.scratch {
+                for c in &scratch {
                     if c.trace_id == *trace {
                         continue;
                     }
@@ -171,7 +193,7 @@ impl<I: KeyIndex> Correlator<I> {
                     if s.remote && other.remote {
                         continue;
                     }
-                    match self.relate(s, other, km) {
+                    match self.relate(tenant, &t.segments, s, other, km) {
                         Ok(o) => offers.push(o),
                         Err(r) => self.stats.refuse(r),
                     }
@@ -181,66 +203,8 @@ impl<I: KeyIndex> Correlator<I> {
                 }
             }
         }
+        self.scratch = scratch;
         offers
-    }
-
-    /// Decides which of two segments sharing `km` is upstream, and ranks the pair.
-    fn relate(&self, a: &Segment, b: &Segment, km: &KeyMatch) -> Result<Offer, Refusal> {
-        if a.distance(b) > self.window_ns {
-            return Err(Refusal::OutsideWindow);
-        }
-        let (sa, sb) = (a.primary_service(), b.primary_service());
-        if sa == sb {
-            return Err(Refusal::SameService);
-        }
-        let by_pattern = self.config.flow_patterns.iter().find_map(|p| {
-            let pa = pattern_position(a, p)?;
-            let pb = pattern_position(b, p)?;
-            if pa == pb {
-                return None;
-            }
-            Some(if pa < pb {
-                (a, b, pb - pa)
-            } else {
-                (b, a, pa - pb)
-            })
-        });
-        let (up, down, pattern_distance) = by_pattern.unwrap_or_else(|| {
-            if (a.start_ns, a.trace_id) <= (b.start_ns, b.trace_id) {
-                (a, b, 0)
-            } else {
-                (b, a, 0)
-            }
-        });
-        let gap = down.start_ns.saturating_sub(up.start_ns);
-        if by_pattern.is_some() && gap < -self.max_skew_ns {
-            return Err(Refusal::DirectionConflict);
-        }
-        let key_index = down
-            .keys
-            .iter()
-            .position(|k| k.key == km.key && k.value == km.value)
-            .expect("both segments carry the key");
-        let exact =
-            down.keys[key_index].exact && up.key(&km.key, &km.value).is_some_and(|k| k.exact);
-        if confidence(exact, gap) < self.config.min_confidence {
-            return Err(Refusal::BelowMin);
-        }
-        Ok(Offer {
-            downstream: down.trace_id,
-            candidate: Candidate {
-                upstream: up.trace_id,
-                key_index,
-                score: Score {
-                    by_time: by_pattern.is_none(),
-                    pattern_distance,
-                    key_priority: self.extractor.priority(&km.key).unwrap_or(usize::MAX),
-                    abs_gap_ns: gap.saturating_abs(),
-                    upstream: up.trace_id,
-                },
-                in_flight: up.in_flight(down.start_ns).is_some(),
-            },
-        })
     }
 
     /// Phase 4: offers candidates to their downstream segments, then decides the unambiguous ones
@@ -257,12 +221,12 @@ impl<I: KeyIndex> Correlator<I> {
             match &mut seg.link {
                 LinkState::Open => {
                     let decide_at = now.saturating_add(self.settle_ns);
-                    let mut in_flight = InFlight::default();
-                    if c.in_flight {
-                        in_flight.note(c.upstream, c.score.class());
+                    let mut strong = Strong::default();
+                    if c.score.call.is_strong() {
+                        strong.note(c.upstream, c.score.class());
                     }
                     seg.link = LinkState::Pending(Box::new(Pending {
-                        in_flight,
+                        strong,
                         best: c,
                         decide_at,
                         arrival_ns: now,
@@ -270,8 +234,8 @@ impl<I: KeyIndex> Correlator<I> {
                     }));
                 }
                 LinkState::Pending(p) => {
-                    if c.in_flight {
-                        p.in_flight.note(c.upstream, c.score.class());
+                    if c.score.call.is_strong() {
+                        p.strong.note(c.upstream, c.score.class());
                     }
                     if c.upstream == p.best.upstream {
                         // The same pair again: fresher numbers for the same key, or a better key.
@@ -297,6 +261,10 @@ impl<I: KeyIndex> Correlator<I> {
             if !slots.contains(&downstream) {
                 slots.push(downstream);
             }
+        }
+        if self.rebuilding {
+            // Decided together at the end of the rebuild, after every stored bridge is known.
+            return Vec::new();
         }
         let t = &self.tenants[&**tenant];
         let ready: Vec<TraceId> = slots
@@ -335,89 +303,16 @@ impl<I: KeyIndex> Correlator<I> {
             .iter()
             .filter_map(|k| self.extractor.priority(&k.key))
             .min();
-        let class = p.best.score.class();
+        let best = &p.best.score;
         self.config.fast_path
-            && p.best.in_flight
-            && p.in_flight.count(class) <= 1
-            && (p.best.score.by_time || p.best.score.pattern_distance == 1)
-            && Some(p.best.score.key_priority) == top_key
+            && best.call.is_strong()
+            && p.strong.count(best.class()) <= 1
+            && (best.source == Source::Observed || best.pattern_distance == 1)
+            && Some(best.key_priority) == top_key
     }
-
-    /// Emits the held choice of `down`, rebuilt from the segments as they are now.
-    pub(super) fn decide(&mut self, tenant: &str, down: TraceId, now: i64) -> Option<Link> {
-        let t = self.tenants.get_mut(tenant)?;
-        let seg = t.segments.get(&down)?;
-        let LinkState::Pending(p) = &seg.link else {
-            return None;
-        };
-        let upstream = p.best.upstream;
-        let link = t
-            .segments
-            .get(&upstream)
-            .and_then(|up| build_link(tenant, up, seg, p, now));
-        let seg = t.segments.get_mut(&down).expect("present");
-        match link {
-            None => {
-                self.stats.expired += 1;
-                seg.link = LinkState::Open;
-                None
-            }
-            Some(link) if link.confidence < self.config.min_confidence => {
-                self.stats.below_min_confidence += 1;
-                seg.link = LinkState::Open;
-                None
-            }
-            Some(link) => {
-                self.stats.matched += 1;
-                seg.link = LinkState::Decided { upstream };
-                Some(link)
-            }
-        }
-    }
-}
-
-/// The link for a held choice, from the segments' current state.
-fn build_link(tenant: &str, up: &Segment, down: &Segment, p: &Pending, now: i64) -> Option<Link> {
-    let km = down.keys.get(p.best.key_index)?;
-    let exact = km.exact && up.key(&km.key, &km.value).is_some_and(|k| k.exact);
-    let gap = down.start_ns.saturating_sub(up.start_ns);
-    let parent = up.call_parent(down.start_ns)?;
-    let root = down.root()?;
-    Some(Link {
-        tenant: tenant.to_string(),
-        key: km.key.to_string(),
-        value: km.value.clone(),
-        exact,
-        confidence: confidence(exact, gap),
-        gap_ms: gap / 1_000_000,
-        upstream_trace_id: up.trace_id,
-        upstream_service: up.primary_service().to_string(),
-        parent_span_id: parent.span_id,
-        parent_start_ns: parent.start_ns,
-        parent_end_ns: parent.end_ns,
-        downstream_trace_id: down.trace_id,
-        downstream_service: down.primary_service().to_string(),
-        downstream_root_span_id: root.span_id,
-        downstream_start_ns: down.start_ns,
-        downstream_end_ns: down.end_ns,
-        arrival_ns: p.arrival_ns,
-        decided_ns: now,
-    })
 }
 
 /// OTLP's unsigned nanoseconds as the signed ones the engine computes with.
-fn clamp_ns(t: u64) -> i64 {
+pub(super) fn clamp_ns(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
-}
-
-/// Where a segment sits in a flow pattern: its primary service's place, else the earliest place
-/// of any other service in it (a root from an unlisted proxy should not hide the app behind it).
-fn pattern_position(seg: &Segment, pattern: &[String]) -> Option<usize> {
-    let primary = seg.primary_service();
-    pattern.iter().position(|s| s == primary).or_else(|| {
-        seg.services
-            .iter()
-            .filter_map(|svc| pattern.iter().position(|s| s == svc))
-            .min()
-    })
 }

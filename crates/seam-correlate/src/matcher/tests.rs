@@ -148,7 +148,7 @@ fn held_decisions_are_listed_and_due_in_order() {
     assert_eq!(c.next_deadline(), Some(ns(T0 + 3_000)));
     let links = c.tick(ns(T0 + 3_000));
     assert_eq!(links.len(), 1);
-    assert_eq!(links[0].value, "c1");
+    assert_eq!(&*links[0].value, "c1");
     assert_eq!(links[0].latency_ms(), 2_000.0);
     assert_eq!(c.next_deadline(), Some(ns(T0 + 3_500)));
     assert_eq!(c.poll(ns(T0 + 3_500)).len(), 1);
@@ -193,7 +193,7 @@ fn a_pattern_sees_past_an_unlisted_root_service() {
     let links = c.observe_spans("t", &[seg("mdso", 2, T0 - 1_000, "c")], ns(T0 + 600));
     assert_eq!(links.len(), 1);
     assert_eq!(links[0].upstream_trace_id, TraceId([1; 16]));
-    assert_eq!(links[0].upstream_service, "nginx");
+    assert_eq!(&*links[0].upstream_service, "nginx");
     assert_eq!(links[0].gap_ms, -1_000);
 }
 

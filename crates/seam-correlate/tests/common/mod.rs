@@ -129,3 +129,129 @@ pub fn pairs(links: &[Link]) -> Vec<(u8, u8)> {
 pub fn far(c: &mut Correlator) -> Vec<Link> {
     c.poll(ns(T0 + 3_600 * SEC))
 }
+
+/// The kind of OTLP span kind `k` (1 internal, 2 server, 3 client).
+pub fn kind(mut s: seam_model::otlp::trace::v1::Span, k: i32) -> seam_model::otlp::trace::v1::Span {
+    s.kind = k;
+    s
+}
+
+/// One Beorn -> MDSO -> Arda flow as instrumented services send it: SERVER roots, CLIENT calls
+/// that say where they went (`server.address`, `url.full`), Arda's `http.route`, MDSO's netconf
+/// device calls, and no context propagation. Traces are `base`, `base + 1`, `base + 2`. Beorn's root runs
+/// 0..600 ms from `start`, its call 20..580; MDSO 40..560 with device calls 50..150 and 400..550
+/// and the Arda call 200..380; Arda 220..360.
+pub fn typed_flow(base: u8, start: i64, circuit: &str) -> [ResourceSpans; 3] {
+    let (b, m, a) = (base, base + 1, base + 2);
+    let beorn = spans_with_service(
+        "beorn",
+        vec![
+            kind(
+                span(
+                    b,
+                    b * 10 + 1,
+                    0,
+                    "create",
+                    start,
+                    start + 600,
+                    &[("circuit_id", circuit)],
+                ),
+                2,
+            ),
+            kind(
+                span(
+                    b,
+                    b * 10 + 2,
+                    b * 10 + 1,
+                    "POST /bpocore/market/api/v1/resources",
+                    start + 20,
+                    start + 580,
+                    &[
+                        ("circuit_id", circuit),
+                        ("server.address", "mdso"),
+                        (
+                            "url.full",
+                            "http://mdso:8181/bpocore/market/api/v1/resources",
+                        ),
+                    ],
+                ),
+                3,
+            ),
+        ],
+    );
+    let mdso = spans_with_service(
+        "mdso",
+        vec![
+            kind(
+                span(
+                    m,
+                    m * 10 + 1,
+                    0,
+                    "CircuitDetailsCollector",
+                    start + 40,
+                    start + 560,
+                    &[("circuit_id", circuit)],
+                ),
+                2,
+            ),
+            kind(
+                span(
+                    m,
+                    m * 10 + 2,
+                    m * 10 + 1,
+                    "device.get_interfaces",
+                    start + 50,
+                    start + 150,
+                    &[("rpc.system", "netconf")],
+                ),
+                3,
+            ),
+            kind(
+                span(
+                    m,
+                    m * 10 + 3,
+                    m * 10 + 1,
+                    "GET /api/v3/topologies/{circuit_id}",
+                    start + 200,
+                    start + 380,
+                    &[(
+                        "url.full",
+                        &format!("http://arda:8000/api/v3/topologies/{circuit}"),
+                    )],
+                ),
+                3,
+            ),
+            kind(
+                span(
+                    m,
+                    m * 10 + 4,
+                    m * 10 + 1,
+                    "device.get_config",
+                    start + 400,
+                    start + 550,
+                    &[("rpc.system", "netconf")],
+                ),
+                3,
+            ),
+        ],
+    );
+    let arda = spans_with_service(
+        "arda",
+        vec![kind(
+            span(
+                a,
+                a * 10 + 1,
+                0,
+                "arda.get_topology",
+                start + 220,
+                start + 360,
+                &[
+                    ("circuit_id", circuit),
+                    ("http.route", "/api/v3/topologies/{circuit_id}"),
+                ],
+            ),
+            2,
+        )],
+    );
+    [beorn, mdso, arda]
+}
