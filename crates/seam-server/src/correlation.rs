@@ -1,6 +1,7 @@
 //! Runs the correlation engine on ingest: every acknowledged span batch is observed, and the bridge
 //! spans it decides are written through the same WAL and store as any span. A ticker decides the
-//! links held back to settle and evicts state older than the window.
+//! links held back to settle, evicts state older than the window, charges the engine's memory to
+//! the store's budget and saves what it learned. At start the window is rebuilt from the store.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,12 +14,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use seam_correlate::LearnedPair;
 use seam_correlate::{
     bridge_batch, CorrelationConfig, Correlator, KeyExtractor, KeyMatch, Link, RemoteSegment,
 };
 use seam_model::otlp::trace::v1::ResourceSpans;
 use seam_model::{Batch, Label, LogBatch, Tenant, TraceId};
-use seam_store::Store;
+use seam_store::{Reservation, Store, StoreError};
 
 use crate::params::now_ns;
 
@@ -37,7 +39,15 @@ struct CorrelationMetrics {
     active_keys: Gauge,
     latency: Histogram,
     logs_enriched: Counter,
+    memory: Gauge,
 }
+
+/// Where the learned patterns are saved in the catalog.
+const LEARNED_STATE: &str = "correlation.learned_patterns";
+/// Traces read back from the store at a time while rebuilding.
+const REBUILD_CHUNK: usize = 4096;
+/// How often the ticker saves learned patterns that changed.
+const SAVE_EVERY: Duration = Duration::from_secs(5);
 
 /// Structured metadata naming the trace a keyed log line was matched to.
 pub const CORRELATED_TRACE_ID: &str = "seam_correlated_trace_id";
@@ -51,6 +61,19 @@ pub struct Correlation {
     metrics: CorrelationMetrics,
     /// The shared index of replicas, when `correlation.redis_url` is set.
     redis: Option<Arc<crate::correlation_redis::RedisReplica>>,
+    /// The engine's memory, held against the store's budget.
+    charged: Mutex<Option<Reservation>>,
+}
+
+/// What the rebuild at start read and restored.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rebuilt {
+    /// Traces read back from the store.
+    pub traces: usize,
+    /// Links restored from stored bridges.
+    pub restored: u64,
+    /// Links decided at the end of the rebuild (held when the process stopped).
+    pub decided: usize,
 }
 
 struct Engine {
@@ -68,7 +91,13 @@ impl Correlation {
             active_keys: Gauge::default(),
             latency: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
             logs_enriched: Counter::default(),
+            memory: Gauge::default(),
         };
+        registry.register(
+            "correlation_memory_bytes",
+            "Estimated bytes the correlation engine holds (charged to storage.max_memory)",
+            metrics.memory.clone(),
+        );
         registry.register(
             "correlation_logs_enriched",
             "Log entries without a trace id given the trace their key matched",
@@ -112,6 +141,84 @@ impl Correlation {
             config,
             metrics,
             redis,
+            charged: Mutex::new(None),
+        }
+    }
+
+    /// Rebuilds the correlation window after a start (see the engine's rebuild mode): loads the
+    /// saved learned patterns, reads back every trace with keys that ended within two windows
+    /// (from the head, replayed from the WAL, and from segments), restores the links their
+    /// stored bridges record, and returns the links held when the process stopped, for
+    /// [`Correlation::write`]. Blocking; run before the receivers accept data.
+    pub fn rebuild(&self, store: &Store) -> Result<(Rebuilt, Vec<Link>), StoreError> {
+        let learned = store.load_state(LEARNED_STATE)?;
+        let now = now_ns();
+        let since = now.saturating_sub(self.config.window_ns().saturating_mul(2));
+        let traces = store.keyed_traces_since(since)?;
+        let mut e = self.engine.lock();
+        if let Some(bytes) = learned {
+            match serde_json::from_slice::<Vec<(String, String, String, u64)>>(&bytes) {
+                Ok(rows) => e.correlator.learned_mut().import(&rows),
+                Err(err) => {
+                    tracing::warn!(error = %err, "ignoring unreadable saved correlation patterns")
+                }
+            }
+            e.correlator.learned_mut().take_changed();
+        }
+        let restored_before = e.correlator.stats().restored;
+        e.correlator.begin_rebuild();
+        // Read in chunks of traces (each chunk one pass over the head and the segments that hold
+        // them), so memory stays bounded however many traces the window held.
+        for tenant_traces in traces.chunk_by(|a, b| a.0 == b.0) {
+            let tenant = &tenant_traces[0].0;
+            for chunk in tenant_traces.chunks(REBUILD_CHUNK) {
+                let ids: Vec<TraceId> = chunk.iter().map(|(_, id)| *id).collect();
+                let rs = store.traces(tenant, &ids)?;
+                e.correlator.observe_spans(tenant.as_str(), &rs, now);
+            }
+        }
+        let links = e.correlator.finish_rebuild(now);
+        let report = Rebuilt {
+            traces: traces.len(),
+            restored: e.correlator.stats().restored - restored_before,
+            decided: links.len(),
+        };
+        self.export_stats(&mut e);
+        Ok((report, links))
+    }
+
+    /// Saves the learned patterns when they changed since the last save. Blocking.
+    pub fn save_learned(&self, store: &Store) -> Result<(), StoreError> {
+        let rows = {
+            let mut e = self.engine.lock();
+            if !e.correlator.learned_mut().take_changed() {
+                return Ok(());
+            }
+            e.correlator.learned().export()
+        };
+        let json = serde_json::to_vec(&rows).expect("plain rows serialise");
+        store.save_state(LEARNED_STATE, &json)
+    }
+
+    /// The service pairs learned for `tenant`, most observed first.
+    pub fn learned_pairs(&self, tenant: &str) -> Vec<LearnedPair> {
+        self.engine.lock().correlator.learned().pairs(tenant)
+    }
+
+    /// The flow patterns learned for `tenant`, and how many links a pair needs.
+    pub fn learned_patterns(&self, tenant: &str) -> (Vec<Vec<String>>, u64) {
+        let e = self.engine.lock();
+        let l = e.correlator.learned();
+        (l.patterns(tenant), l.min_links())
+    }
+
+    /// Charges the engine's estimated memory to the store's budget (replacing the last charge).
+    fn charge_memory(&self, store: &Store) {
+        let bytes = self.engine.lock().correlator.approx_bytes();
+        self.metrics.memory.set(bytes as i64);
+        let mut charged = self.charged.lock();
+        if charged.as_ref().map(|r| r.bytes()) != Some(bytes) {
+            *charged = Some(store.budget().charge(bytes));
         }
     }
 
@@ -283,10 +390,20 @@ impl Correlation {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_millis(100));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut saved = std::time::Instant::now();
             loop {
                 every.tick().await;
                 let links = me.tick();
                 me.write(&store, links).await;
+                me.charge_memory(&store);
+                if saved.elapsed() >= SAVE_EVERY {
+                    saved = std::time::Instant::now();
+                    let (me, store) = (me.clone(), store.clone());
+                    let done = tokio::task::spawn_blocking(move || me.save_learned(&store)).await;
+                    if let Ok(Err(e)) = done {
+                        tracing::warn!(error = %e, "saving learned correlation patterns failed");
+                    }
+                }
             }
         })
     }

@@ -92,6 +92,14 @@ impl RunningServer {
         }
         let _ = self.opener.await;
         if let Some(store) = self.state.store() {
+            let (correlation, s) = (self.state.correlation.clone(), store.clone());
+            match tokio::task::spawn_blocking(move || correlation.save_learned(&s)).await {
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "saving learned correlation patterns failed")
+                }
+                Err(e) => tracing::warn!(error = %e, "saving learned correlation patterns failed"),
+                Ok(Ok(())) => {}
+            }
             store
                 .shutdown()
                 .await
@@ -200,6 +208,28 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
             Ok(Ok(store)) => {
                 let replayed = store.stats().replayed_records;
                 store.spawn_flusher();
+                // The correlation window is rebuilt before any new data is accepted, so a segment
+                // from before the restart matches one that arrives after it.
+                let (c, s) = (correlation.clone(), store.clone());
+                let rebuilt_at = std::time::Instant::now();
+                match tokio::task::spawn_blocking(move || c.rebuild(&s)).await {
+                    Ok(Ok((report, links))) => {
+                        correlation.write(&store, links).await;
+                        tracing::info!(
+                            traces = report.traces,
+                            restored_links = report.restored,
+                            decided_links = report.decided,
+                            ms = rebuilt_at.elapsed().as_millis() as u64,
+                            "correlation window rebuilt"
+                        );
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "rebuilding the correlation window failed; it starts empty")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "rebuilding the correlation window failed; it starts empty")
+                    }
+                }
                 correlation.spawn_ticker(store.clone());
                 let _ = opener_state.store.set(store);
                 tracing::info!(

@@ -152,7 +152,10 @@ impl Catalog {
              CREATE TABLE IF NOT EXISTS trace_keys (
                  tenant TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, trace_id BLOB NOT NULL,
                  service TEXT NOT NULL, start_time INTEGER NOT NULL, end_time INTEGER NOT NULL,
-                 PRIMARY KEY (tenant, key, value, trace_id, service)) WITHOUT ROWID;",
+                 PRIMARY KEY (tenant, key, value, trace_id, service)) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS trace_keys_by_end ON trace_keys (end_time);
+             CREATE TABLE IF NOT EXISTS state (
+                 name TEXT PRIMARY KEY, value BLOB NOT NULL, updated_ns INTEGER NOT NULL) WITHOUT ROWID;",
         )
         .map_err(db_err)?;
         Ok(Catalog { conn, path })
@@ -161,6 +164,50 @@ impl Catalog {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Saves a named piece of state that is not data (what a component learned), replacing the
+    /// previous value.
+    pub fn put_state(&self, name: &str, value: &[u8], now_ns: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO state (name, value, updated_ns) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET value=excluded.value, updated_ns=excluded.updated_ns",
+                params![name, value, now_ns],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// A piece of state saved with [`Catalog::put_state`].
+    pub fn get_state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM state WHERE name=?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db_err)
+    }
+
+    /// Every (tenant, trace) whose key rows end at or after `since_ns`.
+    pub fn keyed_traces_since(&self, since_ns: i64) -> Result<Vec<(Tenant, TraceId)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT DISTINCT tenant, trace_id FROM trace_keys WHERE end_time >= ?1")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([since_ns], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (t, id) = row.map_err(db_err)?;
+            if let (Ok(t), Ok(id)) = (Tenant::new(&t), TraceId::from_slice(&id)) {
+                out.push((t, id));
+            }
+        }
+        Ok(out)
     }
 
     /// The WAL segment replay starts from (0 before the first flush).

@@ -84,6 +84,21 @@ impl HeadPart {
             .unwrap_or_default()
     }
 
+    /// Chunks that may hold rows of any of `ids`, each once.
+    pub fn chunks_for_traces(&self, ids: &[TraceId]) -> Vec<RecordBatch> {
+        let mut idx: Vec<u32> = ids
+            .iter()
+            .filter_map(|id| self.trace_chunks.get(id))
+            .flatten()
+            .copied()
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx.iter()
+            .map(|i| self.chunks[*i as usize].batch.clone())
+            .collect()
+    }
+
     /// Chunks that may hold rows of the sorted `ids` within `[start_ns, end_ns]`.
     pub fn chunks_for_series(&self, ids: &[u64], start_ns: i64, end_ns: i64) -> Vec<RecordBatch> {
         self.series_chunks(ids, start_ns, end_ns)

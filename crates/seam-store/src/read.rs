@@ -108,6 +108,54 @@ impl Store {
         Ok(assemble_trace(&batches))
     }
 
+    /// All spans of many traces at once (for reading a time window back, not for one trace's
+    /// view): each head chunk and segment is read once for all of them. Spans of different
+    /// traces share their resource groups. Blocking.
+    pub fn traces(
+        &self,
+        tenant: &Tenant,
+        ids: &[TraceId],
+    ) -> Result<Vec<ResourceSpans>, StoreError> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let wanted: HashSet<TraceId> = ids.iter().copied().collect();
+        let (head, segs) = self.snapshot(tenant, Signal::Traces, |p| p.chunks_for_traces(&ids));
+        let mut batches: Vec<RecordBatch> = head
+            .iter()
+            .map(|b| {
+                let col = b.column(span_col::TRACE_ID).as_fixed_size_binary();
+                let mask: arrow::array::BooleanArray = (0..arrow::array::Array::len(col))
+                    .map(|i| {
+                        Some(TraceId::from_slice(col.value(i)).is_ok_and(|t| wanted.contains(&t)))
+                    })
+                    .collect();
+                arrow::compute::filter_record_batch(b, &mask).expect("mask matches the batch")
+            })
+            .collect();
+        let mut seg_ids: Vec<i64> = {
+            let catalog = self.inner.catalog.lock();
+            let mut v = Vec::new();
+            for id in &ids {
+                v.extend(catalog.trace_segments(tenant, id)?.into_iter().map(|s| s.0));
+            }
+            v
+        };
+        seg_ids.sort_unstable();
+        seg_ids.dedup();
+        for seg_id in seg_ids {
+            // A segment committed after our snapshot holds rows our snapshot has in a frozen head.
+            let Some(meta) = segs.get(&seg_id) else {
+                continue;
+            };
+            let file = crate::segment_read::SegmentFile::open(
+                &self.inner.cfg.data_dir.join(&meta.rel_path),
+            )?;
+            batches.extend(file.read_traces(&ids)?);
+        }
+        Ok(assemble_trace(&batches))
+    }
+
     /// The bridges touching a trace (as upstream or downstream), from the head and the catalog,
     /// without duplicates. Blocking.
     pub fn trace_edges(
@@ -127,6 +175,52 @@ impl Store {
         let mut seen = HashSet::new();
         out.retain(|e| seen.insert((e.upstream, e.bridge_span_id)));
         Ok(out)
+    }
+
+    /// Every (tenant, trace) whose spans carry a correlation key and end at or after `since_ns`,
+    /// from the head and the catalog, without duplicates: what the correlation engine reads back
+    /// after a restart. Blocking.
+    pub fn keyed_traces_since(&self, since_ns: i64) -> Result<Vec<(Tenant, TraceId)>, StoreError> {
+        let mut out: Vec<(Tenant, TraceId)> = {
+            let st = self.inner.state.read();
+            let parts = st
+                .active
+                .iter()
+                .filter(|((_, s), _)| *s == Signal::Traces)
+                .map(|((t, _), p)| (t, p))
+                .chain(
+                    st.frozen
+                        .iter()
+                        .filter(|(_, s, _)| *s == Signal::Traces)
+                        .map(|(t, _, p)| (t, p.as_ref())),
+                );
+            parts
+                .flat_map(|(t, p)| {
+                    p.keys
+                        .iter()
+                        .filter(|k| k.end_ns >= since_ns)
+                        .map(move |k| (t.clone(), k.trace_id))
+                })
+                .collect()
+        };
+        out.extend(self.inner.catalog.lock().keyed_traces_since(since_ns)?);
+        out.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Saves a named piece of state in the catalog (what a component learned and must keep
+    /// across restarts). Blocking.
+    pub fn save_state(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.inner
+            .catalog
+            .lock()
+            .put_state(name, value, seam_model::now_ns())
+    }
+
+    /// A piece of state saved with [`Store::save_state`]. Blocking.
+    pub fn load_state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.catalog.lock().get_state(name)
     }
 
     /// Rows of traces whose spans carry `key=value` within `[start_ns, end_ns]`, from the head and

@@ -513,6 +513,51 @@ impl SegmentFile {
         Ok(out)
     }
 
+    /// Every column of the spans of any of the sorted, unique `ids` in this (span) segment: one
+    /// pass over the row groups, each checked against its statistics and bloom filter once.
+    pub fn read_traces(&self, ids: &[TraceId]) -> Result<Vec<RecordBatch>, StoreError> {
+        let all: Vec<usize> = (0..schema::schema(Signal::Traces).fields().len()).collect();
+        let (mins, maxs) = self.stats("trace_id")?;
+        let (mins, maxs) = (mins.as_fixed_size_binary(), maxs.as_fixed_size_binary());
+        let wanted: Arc<std::collections::HashSet<[u8; 16]>> =
+            Arc::new(ids.iter().map(|t| t.0).collect());
+        let mut out = Vec::new();
+        for g in 0..self.row_groups() {
+            let in_range: &[TraceId] = if mins.is_null(g) {
+                ids
+            } else {
+                let lo = ids.partition_point(|t| &t.0[..] < mins.value(g));
+                let hi = ids.partition_point(|t| &t.0[..] <= maxs.value(g));
+                &ids[lo..hi.max(lo)]
+            };
+            if in_range.is_empty() {
+                continue;
+            }
+            let bloom = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                self.src.clone(),
+                self.footer.arrow.clone(),
+            )
+            .get_row_group_column_bloom_filter(g, span_col::TRACE_ID)
+            .map_err(|e| io_err(&self.path, e))?;
+            if bloom.is_some_and(|b| !in_range.iter().any(|t| b.check(&t.0[..]))) {
+                continue;
+            }
+            let wanted = wanted.clone();
+            let pred: RowPredicate = Box::new(move |b: RecordBatch| {
+                let col = b.column(0).as_fixed_size_binary();
+                Ok((0..col.len())
+                    .map(|i| {
+                        Some(
+                            <[u8; 16]>::try_from(col.value(i)).is_ok_and(|id| wanted.contains(&id)),
+                        )
+                    })
+                    .collect())
+            });
+            out.extend(self.decode_rows(g, &all, None, Some((&[span_col::TRACE_ID], pred)))?);
+        }
+        Ok(out)
+    }
+
     /// Every column of the rows of the sorted `ids` within `[start, end]` (in the time column's
     /// unit) in this log or sample segment.
     pub fn read_series(

@@ -1,5 +1,6 @@
 //! `seam correlate --key K --value V`: prints the flow a business key joins — the traces carrying
-//! it, the bridges between them, and how many log lines mention it.
+//! it, the bridges between them, and how many log lines mention it. `seam correlate patterns`
+//! prints the flow patterns Seam learned (see [`crate::correlate_patterns`]).
 
 use anyhow::Context;
 
@@ -9,13 +10,17 @@ use serde_json::Value;
 
 /// Arguments of `seam correlate`.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct CorrelateArgs {
+    /// `patterns` prints the learned flow patterns instead of one key's flow.
+    #[command(subcommand)]
+    pub command: Option<CorrelateCommand>,
     /// Correlation key, e.g. circuit_id.
-    #[arg(long)]
-    pub key: String,
+    #[arg(long, required = true)]
+    pub key: Option<String>,
     /// The key's value.
-    #[arg(long)]
-    pub value: String,
+    #[arg(long, required = true)]
+    pub value: Option<String>,
     /// Where Seam answers and as which tenant to ask.
     #[command(flatten)]
     pub server: ServerArgs,
@@ -25,6 +30,14 @@ pub struct CorrelateArgs {
     /// Print the API's JSON instead of the summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What `seam correlate` can do besides printing one key's flow.
+#[derive(clap::Subcommand, Debug)]
+pub enum CorrelateCommand {
+    /// Print the flow patterns Seam learned (service pairs with counts) and a ready-to-paste
+    /// `flow_patterns:` block.
+    Patterns(crate::correlate_patterns::PatternsArgs),
 }
 
 fn short(id: &str) -> &str {
@@ -83,11 +96,17 @@ fn render(v: &Value) -> String {
 
 /// Queries `/api/seam/correlations` and prints the flow.
 pub async fn run(args: CorrelateArgs) -> anyhow::Result<()> {
+    if let Some(CorrelateCommand::Patterns(p)) = args.command {
+        return crate::correlate_patterns::run(p).await;
+    }
+    let (Some(key), Some(value)) = (args.key, args.value) else {
+        anyhow::bail!("seam correlate needs --key and --value (or the patterns subcommand)");
+    };
     let end = seam_model::now_ns();
     let start = end - (args.since_hours * 3600e9) as i64;
     let query = [
-        ("key", args.key.clone()),
-        ("value", args.value.clone()),
+        ("key", key),
+        ("value", value),
         ("start", start.to_string()),
         ("end", end.to_string()),
     ];

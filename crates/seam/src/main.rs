@@ -3,6 +3,7 @@
 mod api_client;
 mod config;
 mod correlate_cmd;
+mod correlate_patterns;
 mod demo;
 mod labels_cmd;
 mod query_cmd;
@@ -32,7 +33,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print a trace as an indented tree (stitched across systems by default).
     Trace(trace_cmd::TraceArgs),
-    /// Print the flow a business key joins: its traces, their bridges, and matching log lines.
+    /// Print the flow a business key joins (its traces, their bridges, matching log lines), or
+    /// with `patterns` the flow patterns Seam learned.
     Correlate(correlate_cmd::CorrelateArgs),
     /// Run a LogQL query and print its log lines or samples.
     Query(query_cmd::QueryArgs),

@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 
 use common::codec::hex;
 use common::flow::{
-    built_flow, by_span_id, check_flow, check_raw, check_stitched, expected_bridges, get_trace,
-    metric, one_request, requests, send, spans_of, start, stitched_when_complete, text, unique,
-    wait_metric, Flow, Sent, CONFIG, MS, SERVICES,
+    built_flow, by_span_id, check_flow, check_raw, check_stitched, expected_bridges,
+    flow_of_report, get_trace, metric, one_request, requests, send, spans_of, start,
+    stitched_when_complete, unique, wait_metric, CONFIG, MS, SERVICES,
 };
 use common::{client, now_ns, run_sdk_script};
 use serde_json::json;
@@ -31,24 +31,7 @@ fn python_sdk_flow_is_stitched_from_each_trace_id() {
         &["--endpoint", &s.otlp_http, "--circuit-id", &circuit],
     );
     assert_eq!(report["circuit_id"], circuit.as_str());
-    let f = Flow {
-        circuit: circuit.clone(),
-        spans: report["spans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| Sent {
-                service: text(&s["service"]),
-                name: text(&s["name"]),
-                kind: text(&s["kind"]),
-                trace_id: text(&s["trace_id"]),
-                span_id: text(&s["span_id"]),
-                parent: s["parent_span_id"].as_str().map(str::to_string),
-                start: s["start_ns"].as_u64().unwrap(),
-                end: s["end_ns"].as_u64().unwrap(),
-            })
-            .collect(),
-    };
+    let f = flow_of_report(&report);
     let ids: BTreeSet<String> = f.trace_ids().into_iter().collect();
     assert_eq!(ids.len(), 3, "three services, three traces: {report}");
     for svc in SERVICES {
@@ -117,7 +100,8 @@ fn concurrent_flows_on_different_circuits_are_not_cross_linked() {
 }
 
 /// Bridges are stored: after a restart the stitched view is the same, and the same spans sent
-/// again (the engine, which forgot them, matches them again) make no second bridge.
+/// again make no second bridge (the restarted engine rebuilt its window from the store and knows
+/// both links already).
 #[test]
 fn stitched_view_survives_restart_and_resending_makes_no_second_bridge() {
     let dir = tempfile::tempdir().unwrap();
@@ -140,10 +124,19 @@ fn stitched_view_survives_restart_and_resending_makes_no_second_bridge() {
     for r in &reqs {
         send(&s, r);
     }
-    // The restarted engine decides both links again and writes their bridges...
-    wait_metric(&s, "correlation_bridge_spans_created_total", 2.0);
-    wait_metric(&s, "correlation_events_total{result=\"matched\"}", 2.0);
-    // ...which are the same spans, so the store holds one of each.
+    // The rebuilt window knows both links: nothing is decided or written again...
+    assert!(s
+        .wait_log("correlation window rebuilt")
+        .contains("\"restored_links\":2"));
+    assert_eq!(
+        metric(&s, "correlation_bridge_spans_created_total"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&s, "correlation_events_total{result=\"matched\"}"),
+        None
+    );
+    // ...and the store holds one of each.
     for id in f.trace_ids() {
         let spans = get_trace(&s, &id, true).expect("stitched trace after re-sending");
         let after = check_stitched(&f, &id, &spans);

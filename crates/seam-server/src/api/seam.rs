@@ -1,5 +1,6 @@
 //! Seam's native API: `GET /api/seam/correlations?key=&value=&start=&end=` — every trace whose
-//! spans carry a correlation key value, the bridges between them, and how many log lines mention it.
+//! spans carry a correlation key value, the bridges between them, and how many log lines mention
+//! it; `GET /api/seam/correlation/patterns` — the flow patterns learned and configured.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -24,7 +25,43 @@ const DEFAULT_RANGE_NS: i64 = 24 * 3600 * 1_000_000_000;
 const MAX_COUNTED_LINES: usize = 100_000;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/api/seam/correlations", get(correlations))
+    Router::new()
+        .route("/api/seam/correlations", get(correlations))
+        .route("/api/seam/correlation/patterns", get(patterns))
+}
+
+/// The tenant's learned service pairs and flow patterns, the configured ones, and a
+/// `flow_patterns:` block to paste into the config (configured patterns first, then the learned
+/// ones they do not already list).
+async fn patterns(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let tenant = match tenant_of(&headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let c = &state.correlation;
+    let pairs = c.learned_pairs(tenant.as_str());
+    let (learned, min_links) = c.learned_patterns(tenant.as_str());
+    let configured = c.config().flow_patterns.clone();
+    let mut all = configured.clone();
+    all.extend(learned.iter().filter(|p| !configured.contains(p)).cloned());
+    Json(json!({
+        "tenant": tenant.as_str(),
+        "learning": c.config().learn_patterns,
+        "min_links": min_links,
+        "min_share": seam_correlate::learn::MIN_SHARE,
+        "pairs": pairs.iter().map(|p| json!({
+            "upstream": p.upstream,
+            "downstream": p.downstream,
+            "links": p.links,
+            "reverse_links": p.reverse_links,
+            "confidence": p.confidence,
+            "active": p.active,
+        })).collect::<Vec<_>>(),
+        "learned": learned,
+        "configured": configured,
+        "flow_patterns_yaml": seam_correlate::flow_patterns_yaml(&all),
+    }))
+    .into_response()
 }
 
 async fn correlations(

@@ -473,6 +473,28 @@ pub fn wait_metric(s: &Seam, name: &str, want: f64) {
     );
 }
 
+/// The flow an `emit_flow.py` report describes.
+pub fn flow_of_report(report: &Value) -> Flow {
+    Flow {
+        circuit: text(&report["circuit_id"]),
+        spans: report["spans"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no spans in {report}"))
+            .iter()
+            .map(|s| Sent {
+                service: text(&s["service"]),
+                name: text(&s["name"]),
+                kind: text(&s["kind"]),
+                trace_id: text(&s["trace_id"]),
+                span_id: text(&s["span_id"]),
+                parent: s["parent_span_id"].as_str().map(str::to_string),
+                start: s["start_ns"].as_u64().unwrap(),
+                end: s["end_ns"].as_u64().unwrap(),
+            })
+            .collect(),
+    }
+}
+
 pub fn start(dir: &std::path::Path, yaml: &str) -> Seam {
     Seam::with_config(dir, yaml, &[])
 }

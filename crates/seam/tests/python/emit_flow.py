@@ -5,13 +5,14 @@ exporter) and NO context propagation between them, so the flow arrives as three 
 that share only the business key `circuit_id`. Prints ONE JSON line on stdout describing exactly
 what was sent, so a Rust test can assert what Seam stitched.
 
-Usage: emit_flow.py --endpoint URL --circuit-id ID [--tenant T]
+Usage: emit_flow.py --endpoint URL --circuit-id ID [--tenant T] [--t0-ns NS] [--services S,...]
 
 --endpoint is the OTLP/HTTP base URL (http://127.0.0.1:4318). --tenant is sent as X-Scope-OrgID
-(omit it for the default tenant).
+(omit it for the default tenant). --t0-ns sets the flow's start (Unix nanoseconds; default a second
+before now). --services sends only the spans of those services (default beorn,mdso,arda), so a
+test can send a flow in parts; the report still describes all of it.
 
-Timing is explicit (start_time=/end_time= in nanoseconds) so the test is deterministic; with t0 a
-second before now:
+Timing is explicit (start_time=/end_time= in nanoseconds) so the test is deterministic:
   beorn  beorn.create_network_service        SERVER  t0+0   .. t0+300 ms  (root)
   beorn  POST /bpocore/market/api/v1/resources CLIENT t0+50  .. t0+250 ms  (calls MDSO)
   mdso   CircuitDetailsCollector             SERVER  t0+60  .. t0+240 ms  (root, own trace)
@@ -36,8 +37,12 @@ from opentelemetry.trace import SpanKind
 MS = 1_000_000
 
 
-def provider(service, endpoint, tenant):
-    """A tracer provider of its own for one service, exporting over OTLP/HTTP."""
+def provider(service, endpoint, tenant, export=True):
+    """A tracer provider of its own for one service, exporting over OTLP/HTTP (or, with
+    export=False, making spans that are never sent)."""
+    p = TracerProvider(resource=Resource.create({"service.name": service}))
+    if not export:
+        return p
     headers = {"X-Scope-OrgID": tenant} if tenant else {}
     exporter = OTLPSpanExporter(
         endpoint=f"{endpoint.rstrip('/')}/v1/traces",
@@ -45,7 +50,6 @@ def provider(service, endpoint, tenant):
         timeout=30,
         compression=Compression.NoCompression,
     )
-    p = TracerProvider(resource=Resource.create({"service.name": service}))
     p.add_span_processor(BatchSpanProcessor(exporter))
     return p
 
@@ -73,14 +77,19 @@ def main():
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--circuit-id", required=True)
     ap.add_argument("--tenant", default="")
+    ap.add_argument("--t0-ns", type=int, default=0)
+    ap.add_argument("--services", default="beorn,mdso,arda")
     args = ap.parse_args()
+    send = set(args.services.split(","))
     cid = args.circuit_id
 
-    providers = {s: provider(s, args.endpoint, args.tenant) for s in ("beorn", "mdso", "arda")}
+    providers = {
+        s: provider(s, args.endpoint, args.tenant, s in send) for s in ("beorn", "mdso", "arda")
+    }
     tracers = {s: p.get_tracer(f"{s}.tracer", "1.0") for s, p in providers.items()}
     # An empty context for every root: nothing propagates between the services.
     no_parent = otel_context.Context()
-    t0 = time.time_ns() - 1_000 * MS
+    t0 = args.t0_ns or time.time_ns() - 1_000 * MS
 
     # Beorn: the API call that provisions the circuit, and its HTTP call to MDSO.
     beorn_root = tracers["beorn"].start_span(
