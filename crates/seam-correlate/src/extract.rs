@@ -37,6 +37,8 @@ pub struct KeyExtractor {
     names: FxHashMap<String, (usize, bool)>,
     /// Every name with its key, for scanning log text.
     text_names: Vec<(String, usize, bool)>,
+    /// All of `text_names` at once: log text is searched in one pass, however many names.
+    text_search: Option<aho_corasick::AhoCorasick>,
     templates: Vec<(usize, Vec<Seg>)>,
     path_attributes: Vec<String>,
 }
@@ -74,9 +76,18 @@ impl KeyExtractor {
                 templates.push((i, segs));
             }
         }
+        // Leftmost-longest: where an alias contains another name (`x_circuit_id` holds
+        // `circuit_id`), the whole alias is found, and the name inside it would not stand alone
+        // anyway. Non-overlapping search keeps the automaton's fast prefilter for the common line
+        // that holds no name at all.
+        let text_search = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(text_names.iter().map(|n| n.0.as_str()))
+            .ok();
         KeyExtractor {
             keys,
             names,
+            text_search,
             text_names,
             templates,
             path_attributes: config.path_attributes.clone(),
@@ -162,17 +173,20 @@ impl KeyExtractor {
     /// optional opening quote) to whitespace, `,`, `;`, a quote, or a closing `}`/`]`/`)`.
     pub fn extract_from_text(&self, text: &str, out: &mut Vec<KeyMatch>) {
         let bytes = text.as_bytes();
+        let Some(search) = &self.text_search else {
+            return;
+        };
         let mut found = Vec::new();
-        for (name, i, exact) in &self.text_names {
-            for (at, _) in text.match_indices(name.as_str()) {
-                // The name must stand alone: `xcircuit_id=` is not `circuit_id=`, and
-                // `x_circuit_id=` is not either (that is what keeps aliases apart).
-                if at > 0 && is_name_byte(bytes[at - 1]) {
-                    continue;
-                }
-                if let Some(v) = value_after(bytes, at + name.len()) {
-                    found.push((at, *i, v, *exact));
-                }
+        for m in search.find_iter(text) {
+            let (name, i, exact) = &self.text_names[m.pattern().as_usize()];
+            let at = m.start();
+            // The name must stand alone: `xcircuit_id=` is not `circuit_id=`, and
+            // `x_circuit_id=` is not either (that is what keeps aliases apart).
+            if at > 0 && is_name_byte(bytes[at - 1]) {
+                continue;
+            }
+            if let Some(v) = value_after(bytes, at + name.len()) {
+                found.push((at, *i, v, *exact));
             }
         }
         // In the order they are written, so results do not depend on the configuration's order.

@@ -39,6 +39,7 @@ struct CorrelationMetrics {
     active_keys: Gauge,
     latency: Histogram,
     logs_enriched: Counter,
+    logs_pending: Counter,
     memory: Gauge,
 }
 
@@ -51,6 +52,11 @@ const SAVE_EVERY: Duration = Duration::from_secs(5);
 
 /// Structured metadata naming the trace a keyed log line was matched to.
 pub const CORRELATED_TRACE_ID: &str = "seam_correlated_trace_id";
+
+/// Structured metadata marking a log line whose keys found no trace when it arrived: the keys, as
+/// a JSON list of `[key, value]` pairs. The store resolves it whenever the line is read (see
+/// [`LateKeys`]); no reader ever sees it.
+pub const PENDING_KEYS: &str = "__seam_pending_keys__";
 
 /// The engine plus what feeds it and what it writes.
 pub struct Correlation {
@@ -91,8 +97,14 @@ impl Correlation {
             active_keys: Gauge::default(),
             latency: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
             logs_enriched: Counter::default(),
+            logs_pending: Counter::default(),
             memory: Gauge::default(),
         };
+        registry.register(
+            "correlation_logs_pending",
+            "Log entries whose keys found no trace on arrival, resolved when read",
+            metrics.logs_pending.clone(),
+        );
         registry.register(
             "correlation_memory_bytes",
             "Estimated bytes the correlation engine holds (charged to storage.max_memory)",
@@ -295,10 +307,10 @@ impl Correlation {
     /// within the window, as structured metadata `seam_correlated_trace_id` (Loki's spelling of the
     /// attribute `seam.correlated_trace_id`: label names cannot hold dots). Keys are looked for in
     /// structured metadata, stream labels and the line (`key=value`, `key: value`, JSON fields).
-    /// Returns how many entries were enriched.
+    /// An entry whose keys match nothing yet is marked with [`PENDING_KEYS`], and reads resolve it
+    /// once a span with its key has arrived. Returns how many entries were enriched.
     pub fn enrich_logs(&self, tenant: &Tenant, batch: &mut LogBatch) -> usize {
-        // While the engine holds no key value no entry can match: the lines need not be read.
-        if self.engine.lock().correlator.active_keys() == 0 {
+        if self.extractor.keys().is_empty() {
             return 0;
         }
         // Reading the lines is the costly part, so it is done without the engine's lock; the
@@ -306,13 +318,20 @@ impl Correlation {
         let mut keyed: Vec<(usize, usize, Vec<KeyMatch>)> = Vec::new();
         let mut keys = Vec::new();
         for (si, stream) in batch.streams.iter().enumerate() {
+            // The stream's labels are the same for all its entries: looked at once.
+            let stream_keys: Vec<KeyMatch> = stream
+                .labels
+                .iter()
+                .filter_map(|l| self.extractor.match_pair(&l.name, &l.value))
+                .collect();
             for (ei, entry) in stream.entries.iter().enumerate() {
                 if !entry.trace_id.is_empty() {
                     continue;
                 }
-                for l in entry.structured_metadata.iter().chain(&stream.labels) {
+                for l in &entry.structured_metadata {
                     keys.extend(self.extractor.match_pair(&l.name, &l.value));
                 }
+                keys.extend(stream_keys.iter().cloned());
                 self.extractor.extract_from_text(&entry.line, &mut keys);
                 if !keys.is_empty() {
                     keyed.push((si, ei, std::mem::take(&mut keys)));
@@ -322,31 +341,78 @@ impl Correlation {
         if keyed.is_empty() {
             return 0;
         }
-        let matched: Vec<(usize, usize, TraceId)> = {
+        let matched: Vec<Option<TraceId>> = {
             let e = self.engine.lock();
             keyed
                 .iter()
-                .filter_map(|(si, ei, keys)| {
+                .map(|(si, ei, keys)| {
                     let stream = &batch.streams[*si];
-                    let service = stream
-                        .labels
-                        .iter()
-                        .find(|l| l.name == "service_name")
-                        .map(|l| l.value.as_str());
                     let ts = stream.entries[*ei].timestamp_ns;
                     e.correlator
-                        .correlate_log(tenant.as_str(), keys, ts, service)
-                        .map(|t| (*si, *ei, t))
+                        .correlate_log(tenant.as_str(), keys, ts, service_of(stream))
                 })
                 .collect()
         };
-        for (si, ei, t) in &matched {
+        let mut enriched = 0;
+        for ((si, ei, keys), trace) in keyed.iter().zip(matched) {
             let md = &mut batch.streams[*si].entries[*ei].structured_metadata;
-            md.push(Label::new(CORRELATED_TRACE_ID, t.to_hex()));
+            match trace {
+                Some(t) => {
+                    md.push(Label::new(CORRELATED_TRACE_ID, t.to_hex()));
+                    enriched += 1;
+                }
+                None => md.push(Label::new(PENDING_KEYS, pending_value(keys))),
+            }
             md.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        self.metrics.logs_enriched.inc_by(matched.len() as u64);
-        matched.len()
+        self.metrics.logs_enriched.inc_by(enriched as u64);
+        self.metrics
+            .logs_pending
+            .inc_by((keyed.len() - enriched) as u64);
+        enriched
+    }
+
+    /// The trace a log line marked at ingest belongs to now (see [`LateKeys`]).
+    fn resolve_late(
+        &self,
+        store: &Store,
+        tenant: &Tenant,
+        keys: &[KeyMatch],
+        ts_ns: i64,
+        service: Option<&str>,
+    ) -> Option<TraceId> {
+        // The engine's window first: it holds every recent segment, rebuilt after restarts.
+        let engine =
+            self.engine
+                .lock()
+                .correlator
+                .correlate_log(tenant.as_str(), keys, ts_ns, service);
+        if engine.is_some() {
+            return engine;
+        }
+        // Then the store's key index, for lines read long after their spans left the window.
+        let w = self.config.window_ns();
+        let mut candidates = Vec::new();
+        for k in keys {
+            let prio = self.extractor.priority(&k.key).unwrap_or(usize::MAX);
+            let rows = store
+                .trace_keys(
+                    tenant,
+                    &k.key,
+                    &k.value,
+                    ts_ns.saturating_sub(w),
+                    ts_ns.saturating_add(w),
+                )
+                .unwrap_or_default();
+            candidates.extend(rows.into_iter().map(|r| seam_correlate::LogCandidate {
+                trace_id: r.trace_id,
+                key_priority: prio,
+                start_ns: r.start_ns,
+                end_ns: r.end_ns,
+                same_service: service == Some(r.service.as_str()),
+            }));
+        }
+        seam_correlate::choose_log_trace(&candidates, ts_ns, w)
     }
 
     /// Writes the bridge spans of `links` durably, per tenant.
@@ -406,6 +472,63 @@ impl Correlation {
                 }
             }
         })
+    }
+}
+
+/// A stream's `service_name` label.
+fn service_of(stream: &seam_model::LogStream) -> Option<&str> {
+    stream
+        .labels
+        .iter()
+        .find(|l| l.name == "service_name")
+        .map(|l| l.value.as_str())
+}
+
+/// The [`PENDING_KEYS`] value of some keys.
+fn pending_value(keys: &[KeyMatch]) -> String {
+    let pairs: Vec<(&str, &str)> = keys.iter().map(|k| (&*k.key, &*k.value)).collect();
+    serde_json::to_string(&pairs).expect("strings serialise")
+}
+
+/// Resolves the log lines marked [`PENDING_KEYS`] when the store reads them: lent to the store
+/// like [`EngineSpanKeys`].
+pub struct LateKeys(pub Arc<Correlation>);
+
+impl seam_store::LateLogKeys for LateKeys {
+    fn marker(&self) -> &str {
+        PENDING_KEYS
+    }
+
+    fn resolve(
+        &self,
+        store: &Store,
+        tenant: &Tenant,
+        marker_value: &str,
+        ts_ns: i64,
+        service: Option<&str>,
+    ) -> Option<(String, String)> {
+        let pairs: Vec<(String, String)> = serde_json::from_str(marker_value).ok()?;
+        let keys: Vec<KeyMatch> = pairs
+            .into_iter()
+            .filter(|(k, _)| self.0.extractor.priority(k).is_some())
+            .map(|(key, value)| KeyMatch {
+                key: key.into(),
+                value: value.into(),
+                exact: true,
+            })
+            .collect();
+        let trace = self.0.resolve_late(store, tenant, &keys, ts_ns, service)?;
+        Some((CORRELATED_TRACE_ID.to_string(), trace.to_hex()))
+    }
+}
+
+/// Removes the [`PENDING_KEYS`] marker from a batch (a copy for live tails, which show lines as
+/// they arrive).
+pub fn strip_pending(batch: &mut LogBatch) {
+    for s in &mut batch.streams {
+        for e in &mut s.entries {
+            e.structured_metadata.retain(|l| l.name != PENDING_KEYS);
+        }
     }
 }
 

@@ -201,6 +201,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     store_cfg.span_keys = Some(Arc::new(correlation::EngineSpanKeys(
         correlation.extractor().clone(),
     )));
+    store_cfg.late_log_keys = Some(Arc::new(correlation::LateKeys(correlation.clone())));
     let opener_state = state.clone();
     let opener = tokio::spawn(async move {
         let started = std::time::Instant::now();

@@ -57,7 +57,10 @@ impl Sink for StoreSink {
         // published after the ack so a tail never shows an entry a query could not find.
         let tails = self.state.tails.clone();
         let tailed = match &batch {
-            Batch::Logs(logs) => tails.selected(&tenant, logs),
+            Batch::Logs(logs) => tails.selected(&tenant, logs).map(|mut b| {
+                crate::correlation::strip_pending(std::sync::Arc::make_mut(&mut b));
+                b
+            }),
             _ => None,
         };
         async move {

@@ -34,6 +34,8 @@ pub struct HeadPart {
     pub edges: Vec<seam_model::traces::TraceEdge>,
     /// Correlation keys of the spans in this head.
     pub keys: Vec<crate::catalog::KeyRow>,
+    /// Rows of `keys` by the xxh3 of (key, value), so a lookup reads only its value's rows.
+    key_rows: HashMap<u64, Vec<u32>>,
     /// Memory held against the budget.
     pub reservations: Vec<Reservation>,
     /// Bytes of Arrow memory held.
@@ -53,11 +55,38 @@ impl HeadPart {
             trace_chunks: HashMap::new(),
             edges: Vec::new(),
             keys: Vec::new(),
+            key_rows: HashMap::new(),
             reservations: Vec::new(),
             bytes: 0,
             rows: 0,
             created: Instant::now(),
         }
+    }
+
+    /// Adds correlation key rows.
+    pub fn add_keys(&mut self, rows: Vec<crate::catalog::KeyRow>) {
+        for r in rows {
+            let i = self.keys.len() as u32;
+            self.key_rows
+                .entry(key_hash(&r.key, &r.value))
+                .or_default()
+                .push(i);
+            self.keys.push(r);
+        }
+    }
+
+    /// The key rows of `key` = `value`.
+    pub fn key_rows<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> impl Iterator<Item = &'a crate::catalog::KeyRow> + 'a {
+        self.key_rows
+            .get(&key_hash(key, value))
+            .into_iter()
+            .flatten()
+            .map(|i| &self.keys[*i as usize])
+            .filter(move |r| r.key == key && r.value == value)
     }
 
     /// Adds a chunk built by [`prepare_chunk`].
@@ -165,4 +194,12 @@ pub fn prepare_chunk(
         },
         trace_ids,
     )
+}
+
+/// The hash a key row is filed under.
+fn key_hash(key: &str, value: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (key, value).hash(&mut h);
+    h.finish()
 }

@@ -10,6 +10,7 @@
 pub mod budget;
 pub mod catalog;
 pub mod head;
+mod late_keys;
 pub mod line_scan;
 mod log_scan;
 mod read;
@@ -24,6 +25,7 @@ mod wal_entry;
 
 pub use budget::{MemoryBudget, Reservation};
 pub use catalog::KeyRow;
+pub use late_keys::LateLogKeys;
 pub use log_scan::{LogRowRef, LogScan, LogVisitor, ScanStats};
 pub use read::{Direction, LogRow};
 pub use series_index::{LabelMatcher, MatchOp};

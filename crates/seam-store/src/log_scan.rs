@@ -249,10 +249,30 @@ impl Store {
         scan: &LogScan<'_>,
         visitor: &mut dyn LogVisitor,
     ) -> Result<ScanStats, StoreError> {
-        let mut stats = ScanStats::default();
         if scan.stream_ids.is_empty() || scan.start_ns > scan.end_ns {
-            return Ok(stats);
+            return Ok(ScanStats::default());
         }
+        // Rows whose keys found no trace at ingest are resolved as they are read (late_keys.rs);
+        // a visitor that reads no metadata cannot see the difference.
+        let late = self.inner.cfg.late_log_keys.clone();
+        match late {
+            Some(keys) if visitor.needs_structured_metadata() => {
+                let mut resolving =
+                    crate::late_keys::Resolving::new(visitor, keys.as_ref(), self, tenant);
+                self.scan_rows(tenant, scan, &mut resolving)
+            }
+            _ => self.scan_rows(tenant, scan, visitor),
+        }
+    }
+
+    /// [`Store::visit_logs`] without the late-key resolution.
+    fn scan_rows(
+        &self,
+        tenant: &Tenant,
+        scan: &LogScan<'_>,
+        visitor: &mut dyn LogVisitor,
+    ) -> Result<ScanStats, StoreError> {
+        let mut stats = ScanStats::default();
         let (head, segs) = self.snapshot(tenant, Signal::Logs, |p| {
             p.series_chunks(scan.stream_ids, scan.start_ns, scan.end_ns)
                 .map(|c| (c.batch.clone(), c.summary.clone()))

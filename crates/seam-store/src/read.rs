@@ -236,10 +236,8 @@ impl Store {
         let mut rows: Vec<crate::catalog::KeyRow> = {
             let st = self.inner.state.read();
             heads(&st, tenant, Signal::Traces)
-                .flat_map(|p| p.keys.iter())
-                .filter(|k| {
-                    k.key == key && k.value == value && k.end_ns >= start_ns && k.start_ns <= end_ns
-                })
+                .flat_map(|p| p.key_rows(key, value))
+                .filter(|k| k.end_ns >= start_ns && k.start_ns <= end_ns)
                 .cloned()
                 .collect()
         };

@@ -40,6 +40,9 @@ pub struct StoreConfig {
     pub observer: Option<Arc<dyn StoreObserver>>,
     /// Finds the correlation keys of spans, so the store can index key value -> traces.
     pub span_keys: Option<Arc<dyn SpanKeys>>,
+    /// Resolves log rows whose correlation keys found no trace when they arrived, as they are
+    /// read.
+    pub late_log_keys: Option<Arc<dyn crate::LateLogKeys>>,
 }
 
 /// Names the correlation keys a span carries (the correlation engine's key extractor, seen
@@ -63,6 +66,7 @@ impl StoreConfig {
             wal_segment_bytes: 64 << 20,
             observer: None,
             span_keys: None,
+            late_log_keys: None,
         }
     }
 }
@@ -555,7 +559,7 @@ fn apply(st: &mut State, tenant: &Tenant, p: Prepared, reservation: Reservation)
         .entry((tenant.clone(), p.signal))
         .or_insert_with(|| HeadPart::new(p.signal));
     part.edges.extend(p.edges);
-    part.keys.extend(p.keys);
+    part.add_keys(p.keys);
     part.push(p.chunk, p.trace_ids, reservation);
 }
 

@@ -76,3 +76,89 @@ fn keyed_log_lines_get_the_matching_trace() {
     let text = metrics.as_str().unwrap_or_default().to_string();
     assert!(text.contains("correlation_logs_enriched_total 3"), "{text}");
 }
+
+/// An MDSO log line with `circuit_id=` that arrives before any span with that key is enriched
+/// once the span arrives: every read resolves it, so log queries, label filters and metric
+/// queries see `seam_correlated_trace_id`, and the internal marker is never shown. The answer
+/// holds after a restart, once the span has left the engine's memory (a 2 s window here) and only
+/// the store's key index knows it.
+#[test]
+fn a_line_that_arrives_before_its_span_is_enriched_once_the_span_arrives() {
+    const SHORT: &str = "correlation:\n  window: 2s\n";
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Seam::with_config(dir.path(), SHORT, &[]);
+    let t0 = now_ns();
+    let line =
+        "mdso[2817]: INFO scriptplan=CircuitDetailsCollector circuit_id=c-late state=running";
+    export(
+        &s,
+        "logs",
+        &logs(service("mdso"), vec![log_line(t0 + 1_000_000, line)]),
+    );
+    let before = eventually(std::time::Duration::from_secs(10), || {
+        let v = correlated(&s, "mdso", "c-late", t0 - 1);
+        (v.len() == 1).then_some(v)
+    })
+    .expect("the line is readable");
+    assert_eq!(before, vec![None], "no span yet: nothing to add");
+
+    let trace_id = [0x6b; 16];
+    let mut root = span(
+        &trace_id,
+        &[7; 8],
+        "CircuitDetailsCollector".into(),
+        t0,
+        t0 + 300_000_000,
+    );
+    root.kind = 2;
+    root.attributes = vec![string_kv("circuit_id", "c-late")];
+    export(&s, "traces", &traces(service("mdso"), vec![root]));
+    let want = Some(common::codec::hex(&trace_id));
+    assert_eq!(correlated(&s, "mdso", "c-late", t0 - 1), vec![want.clone()]);
+
+    // A label filter and a metric query see it too; the marker never shows.
+    let id = want.clone().unwrap();
+    let (code, body) = s.get_json(
+        &format!(
+            "/loki/api/v1/query_range?start={}&query={}",
+            t0 - 1,
+            common::codec::enc(&format!(
+                "{{service_name=\"mdso\"}} | seam_correlated_trace_id=\"{id}\""
+            ))
+        ),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(common::read::loki_streams(&body).len(), 1, "{body}");
+    assert!(
+        !body.to_string().contains("__seam_pending_keys__"),
+        "{body}"
+    );
+    let (code, body) = s.get_json(
+        &format!(
+            "/loki/api/v1/query?time={}&query={}",
+            t0 + 5_000_000_000,
+            common::codec::enc(
+                "sum by (seam_correlated_trace_id) (count_over_time({service_name=\"mdso\"} |= \"c-late\" [5m]))"
+            )
+        ),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["data"]["result"][0]["metric"]["seam_correlated_trace_id"], id,
+        "{body}"
+    );
+
+    assert!(s.terminate(), "clean exit; log:\n{}", s.log_text());
+    let s = Seam::with_config(dir.path(), SHORT, &[]);
+    let forgotten = eventually(std::time::Duration::from_secs(20), || {
+        let (_, m) = s.get_json("/metrics", None);
+        m.as_str()?
+            .lines()
+            .any(|l| l == "correlation_active_keys 0")
+            .then_some(())
+    });
+    assert!(forgotten.is_some(), "the engine never forgot the span");
+    assert_eq!(correlated(&s, "mdso", "c-late", t0 - 1), vec![want]);
+}

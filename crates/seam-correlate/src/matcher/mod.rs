@@ -565,9 +565,8 @@ impl<I: KeyIndex> Correlator<I> {
         links
     }
 
-    /// The trace a log record at `ts_ns` with these keys belongs to: the remembered segment within
-    /// the window of `ts_ns`, preferring one with the log's `service`, then the most trusted key,
-    /// then the nearest (0 inside the segment's range), then the nearest start.
+    /// The trace a log record at `ts_ns` with these keys belongs to, among the remembered
+    /// segments (see [`choose_log_trace`]).
     pub fn correlate_log(
         &self,
         tenant: &str,
@@ -577,33 +576,62 @@ impl<I: KeyIndex> Correlator<I> {
     ) -> Option<TraceId> {
         let t = self.tenants.get(tenant)?;
         let mut found = Vec::new();
-        let mut best = None;
+        let mut candidates = Vec::new();
         for m in keys {
             let prio = self.extractor.priority(&m.key).unwrap_or(usize::MAX);
             found.clear();
             self.index.candidates(tenant, &m.key, &m.value, &mut found);
-            for c in &found {
-                let dist = range_distance(ts_ns, ts_ns, c.start_ns, c.end_ns);
-                if dist > self.window_ns {
-                    continue;
-                }
-                let other_service = service.is_some_and(|svc| {
+            candidates.extend(found.iter().map(|c| LogCandidate {
+                trace_id: c.trace_id,
+                key_priority: prio,
+                start_ns: c.start_ns,
+                end_ns: c.end_ns,
+                same_service: service.is_some_and(|svc| {
                     t.segments
                         .get(&c.trace_id)
-                        .is_none_or(|s| !s.services.iter().any(|x| **x == *svc))
-                });
-                let rank = (
-                    other_service,
-                    prio,
-                    dist,
-                    (ts_ns - c.start_ns).unsigned_abs(),
-                    c.trace_id,
-                );
-                if best.as_ref().is_none_or(|b| rank < *b) {
-                    best = Some(rank);
-                }
-            }
+                        .is_some_and(|s| s.services.iter().any(|x| **x == *svc))
+                }),
+            }));
         }
-        best.map(|b| b.4)
+        choose_log_trace(&candidates, ts_ns, self.window_ns)
     }
+}
+
+/// A trace a log record could belong to, through one of its keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogCandidate {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The priority of the key it shares with the record (0 = most trusted).
+    pub key_priority: usize,
+    /// The trace's earliest span start, nanoseconds.
+    pub start_ns: i64,
+    /// The trace's latest span end, nanoseconds.
+    pub end_ns: i64,
+    /// True when the trace has spans of the record's own service.
+    pub same_service: bool,
+}
+
+/// The trace a log record at `ts_ns` belongs to: among candidates within `window_ns` of it, one
+/// of the record's own service first, then the most trusted key, then the nearest (0 inside the
+/// trace's range), then the nearest start, then the smallest trace id.
+pub fn choose_log_trace(
+    candidates: &[LogCandidate],
+    ts_ns: i64,
+    window_ns: i64,
+) -> Option<TraceId> {
+    candidates
+        .iter()
+        .filter_map(|c| {
+            let dist = range_distance(ts_ns, ts_ns, c.start_ns, c.end_ns);
+            (dist <= window_ns).then_some((
+                !c.same_service,
+                c.key_priority,
+                dist,
+                (ts_ns - c.start_ns).unsigned_abs(),
+                c.trace_id,
+            ))
+        })
+        .min()
+        .map(|r| r.4)
 }
