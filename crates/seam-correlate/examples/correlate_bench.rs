@@ -13,6 +13,10 @@ use seam_correlate::{CorrelationConfig, Correlator};
 use seam_model::otlp::trace::v1::ResourceSpans;
 use std::time::Instant;
 
+/// The server's allocator, so the numbers are the server's.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter()

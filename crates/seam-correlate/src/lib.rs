@@ -41,6 +41,6 @@ pub use index::{IndexEntry, KeyIndex, MemoryKeyIndex};
 pub use learn::{flow_patterns_yaml, LearnedPair, LearnedPatterns};
 pub use link::{bridge_id, confidence, confidence_with, Link};
 pub use matcher::{choose_log_trace, is_synthetic, Correlator, LogCandidate};
-pub use segment::{CompactSpan, Kind, RemoteSegment, Segment, SpanDetail};
+pub use segment::{CompactSpan, Kind, RemoteSegment, Segment, SpanDetail, SpanKeyRow};
 pub use stats::Stats;
 pub use stitch::{component, stitch, StitchedTrace, ORIGINAL_TRACE_ID};

@@ -134,6 +134,24 @@ impl CompactSpan {
     }
 }
 
+/// One correlation key one span carries, as the store's key index wants it: the engine finds
+/// these while it reads the spans, so the store need not read them again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanKeyRow {
+    /// The span's trace.
+    pub trace_id: TraceId,
+    /// Its resource's `service.name`.
+    pub service: Arc<str>,
+    /// The key's canonical name.
+    pub key: Arc<str>,
+    /// The value.
+    pub value: Arc<str>,
+    /// The span's start, nanoseconds.
+    pub start_ns: i64,
+    /// The span's end, nanoseconds.
+    pub end_ns: i64,
+}
+
 /// One span handed to [`Segment::add_span`].
 #[derive(Clone, Debug)]
 pub struct NewSpan<'a> {
@@ -431,15 +449,20 @@ impl Segment {
 
     /// [`Segment::add_key`] without building a [`KeyMatch`] (no allocation when already known).
     pub fn add_key_parts(&mut self, key: &Arc<str>, value: &str, exact: bool) -> bool {
+        self.add_key_at(key, value, exact).0
+    }
+
+    /// [`Segment::add_key_parts`], also saying where in `keys` the key is.
+    pub(crate) fn add_key_at(&mut self, key: &Arc<str>, value: &str, exact: bool) -> (bool, usize) {
         match self
             .keys
             .iter_mut()
-            .find(|k| k.key == *key && &*k.value == value)
+            .position(|k| k.key == *key && &*k.value == value)
         {
-            Some(k) if k.exact || !exact => false,
-            Some(k) => {
-                k.exact = true;
-                true
+            Some(i) if self.keys[i].exact || !exact => (false, i),
+            Some(i) => {
+                self.keys[i].exact = true;
+                (true, i)
             }
             None => {
                 self.keys.push(KeyMatch {
@@ -447,7 +470,7 @@ impl Segment {
                     value: value.into(),
                     exact,
                 });
-                true
+                (true, self.keys.len() - 1)
             }
         }
     }

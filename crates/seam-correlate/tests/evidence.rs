@@ -221,3 +221,36 @@ fn memory_is_estimated_and_released() {
         c.approx_bytes()
     );
 }
+
+#[test]
+fn key_rows_for_the_store_come_from_the_same_read() {
+    let mut c = Correlator::new(no_config());
+    let mut rows = Vec::new();
+    let flow = typed_flow(1, T0, "c1");
+    c.observe_spans_with_keys("t", &flow, ns(T0 + SEC), &mut rows);
+    let got: Vec<(u8, &str, &str, &str, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.trace_id.0[0],
+                &*r.service,
+                &*r.key,
+                &*r.value,
+                r.start_ns / 1_000_000 - T0,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "beorn", "circuit_id", "c1", 0),
+            (1, "beorn", "circuit_id", "c1", 20),
+            (2, "mdso", "circuit_id", "c1", 40),
+            (3, "arda", "circuit_id", "c1", 220),
+        ]
+    );
+    // Spans seen before give no rows: their keys are indexed already.
+    rows.clear();
+    c.observe_spans_with_keys("t", &flow, ns(T0 + 2 * SEC), &mut rows);
+    assert!(rows.is_empty());
+}

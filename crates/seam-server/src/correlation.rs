@@ -20,7 +20,7 @@ use seam_correlate::{
 };
 use seam_model::otlp::trace::v1::ResourceSpans;
 use seam_model::{Batch, Label, LogBatch, Tenant, TraceId};
-use seam_store::{Reservation, Store, StoreError};
+use seam_store::{KeyRow, Reservation, Store, StoreError};
 
 use crate::params::now_ns;
 
@@ -244,10 +244,14 @@ impl Correlation {
         &self.extractor
     }
 
-    /// Observes a tenant's spans; returns the links decided at once.
-    pub fn observe(&self, tenant: &Tenant, rs: &[ResourceSpans]) -> Vec<Link> {
+    /// Observes a tenant's spans; returns the links decided at once and the key rows of the
+    /// batch's spans, which the store indexes (so the spans are read for keys once).
+    pub fn observe(&self, tenant: &Tenant, rs: &[ResourceSpans]) -> (Vec<Link>, Vec<KeyRow>) {
+        let mut rows = Vec::new();
         let mut e = self.engine.lock();
-        let links = e.correlator.observe_spans(tenant.as_str(), rs, now_ns());
+        let links = e
+            .correlator
+            .observe_spans_with_keys(tenant.as_str(), rs, now_ns(), &mut rows);
         self.export_stats(&mut e);
         if let Some(redis) = &self.redis {
             let changed: Vec<_> = e
@@ -266,8 +270,10 @@ impl Correlation {
             for (t, seg) in changed {
                 redis.offer(t, seg);
             }
+        } else {
+            drop(e);
         }
-        links
+        (links, key_rows(rows))
     }
 
     /// Observes another replica's segment summary; returns the links decided at once.
@@ -473,6 +479,37 @@ impl Correlation {
             }
         })
     }
+}
+
+/// The store's key rows from the engine's: one per (key, value, trace, service), with the time
+/// range of the spans that carry it.
+fn key_rows(mut rows: Vec<seam_correlate::SpanKeyRow>) -> Vec<KeyRow> {
+    rows.sort_unstable_by(|a, b| {
+        (&a.key, &a.value, a.trace_id, &a.service).cmp(&(&b.key, &b.value, b.trace_id, &b.service))
+    });
+    let mut out: Vec<KeyRow> = Vec::new();
+    for r in rows {
+        match out.last_mut() {
+            Some(k)
+                if *k.key == *r.key
+                    && *k.value == *r.value
+                    && k.trace_id == r.trace_id
+                    && *k.service == *r.service =>
+            {
+                k.start_ns = k.start_ns.min(r.start_ns);
+                k.end_ns = k.end_ns.max(r.end_ns);
+            }
+            _ => out.push(KeyRow {
+                key: r.key.to_string(),
+                value: r.value.to_string(),
+                trace_id: r.trace_id,
+                service: r.service.to_string(),
+                start_ns: r.start_ns,
+                end_ns: r.end_ns,
+            }),
+        }
+    }
+    out
 }
 
 /// A stream's `service_name` label.

@@ -44,13 +44,16 @@ impl Sink for StoreSink {
         let store = self.state.store().cloned();
         // Observed before the append so the batch need not be cloned; a refused append leaves
         // links whose bridges are idempotent when the client retries.
-        let links = match (&mut batch, &store) {
-            (Batch::Traces(rs), Some(_)) => self.state.correlation.observe(&tenant, rs),
+        let (links, keys) = match (&mut batch, &store) {
+            (Batch::Traces(rs), Some(_)) => {
+                let (links, keys) = self.state.correlation.observe(&tenant, rs);
+                (links, Some(keys))
+            }
             (Batch::Logs(logs), Some(_)) => {
                 self.state.correlation.enrich_logs(&tenant, logs);
-                Vec::new()
+                (Vec::new(), None)
             }
-            _ => Vec::new(),
+            _ => (Vec::new(), None),
         };
         let correlation = self.state.correlation.clone();
         // Only the streams a live tail selects are copied (nothing while nobody tails); they are
@@ -65,7 +68,11 @@ impl Sink for StoreSink {
         };
         async move {
             let store = store.ok_or_else(not_ready)?;
-            let appended = store.append(&tenant, batch).await;
+            // The engine found the spans' keys while reading them: the store takes its rows.
+            let appended = match keys {
+                Some(keys) => store.append_with_keys(&tenant, batch, keys).await,
+                None => store.append(&tenant, batch).await,
+            };
             if appended.is_ok() {
                 correlation.write(&store, links).await;
                 if let Some(logs) = tailed {

@@ -160,7 +160,15 @@ struct Prepared {
     series: Vec<(u64, Labels, i64, i64)>,
 }
 
-fn prepare(batch: &Batch, span_keys: Option<&dyn SpanKeys>) -> Prepared {
+/// Where a batch's correlation key rows come from.
+enum Keys<'a> {
+    /// Found by the configured extractor (WAL replay, and appends without rows).
+    Extract(Option<&'a dyn SpanKeys>),
+    /// Already found by the caller, which read the spans anyway.
+    Given(Vec<KeyRow>),
+}
+
+fn prepare(batch: &Batch, keys: Keys<'_>) -> Prepared {
     let (rb, summary): (RecordBatch, RowsSummary) = match batch {
         Batch::Traces(rs) => spans_to_batch(rs),
         Batch::Logs(b) => logs_to_batch(b),
@@ -197,8 +205,9 @@ fn prepare(batch: &Batch, span_keys: Option<&dyn SpanKeys>) -> Prepared {
         Batch::Traces(rs) => seam_model::traces::bridge_edges(rs),
         _ => Vec::new(),
     };
-    let keys = match (batch, span_keys) {
-        (Batch::Traces(rs), Some(k)) => key_rows(rs, k),
+    let keys = match (batch, keys) {
+        (Batch::Traces(_), Keys::Given(rows)) => rows,
+        (Batch::Traces(rs), Keys::Extract(Some(k))) => key_rows(rs, k),
         _ => Vec::new(),
     };
     let signal = batch.signal();
@@ -295,7 +304,7 @@ impl Store {
         let mut bad_records = 0u64;
         let (wal, stats) = Wal::open(wal_cfg, replay_from, |kind, payload, pos| match wal_entry::decode(kind, payload) {
             Ok((tenant, batch)) => {
-                let p = prepare(&batch, cfg.span_keys.as_deref());
+                let p = prepare(&batch, Keys::Extract(cfg.span_keys.as_deref()));
                 let reservation = budget.charge(p.chunk.batch.get_array_memory_size());
                 apply(&mut state, &tenant, p, reservation);
             }
@@ -346,13 +355,35 @@ impl Store {
     /// `FsyncPolicy::Always`) and readable. Running to completion does not depend on the caller:
     /// if the caller's future is dropped, the append still finishes.
     pub async fn append(&self, tenant: &Tenant, batch: Batch) -> Result<(), AppendError> {
+        let keys = Keys::Extract(self.inner.cfg.span_keys.as_deref());
+        self.append_prepared(tenant, batch, keys).await
+    }
+
+    /// [`Store::append`] for a span batch whose correlation key rows the caller already found
+    /// (the correlation engine reads every span's attributes anyway): the spans are not walked a
+    /// second time. WAL replay still finds them with the configured [`SpanKeys`].
+    pub async fn append_with_keys(
+        &self,
+        tenant: &Tenant,
+        batch: Batch,
+        keys: Vec<KeyRow>,
+    ) -> Result<(), AppendError> {
+        self.append_prepared(tenant, batch, Keys::Given(keys)).await
+    }
+
+    async fn append_prepared(
+        &self,
+        tenant: &Tenant,
+        batch: Batch,
+        keys: Keys<'_>,
+    ) -> Result<(), AppendError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(AppendError::Closed);
         }
         if batch.is_empty() {
             return Ok(());
         }
-        let prepared = prepare(&batch, self.inner.cfg.span_keys.as_deref());
+        let prepared = prepare(&batch, keys);
         let bytes = prepared.chunk.batch.get_array_memory_size();
         let reservation = self
             .inner

@@ -170,6 +170,10 @@ impl<I: KeyIndex> Correlator<I> {
         up: &Segment,
         down: &Segment,
     ) -> bool {
+        // The common case: neither side is linked yet, and two services differ.
+        if !matches!(up.link, LinkState::Decided { .. }) && down.downstreams.is_empty() {
+            return false;
+        }
         let mut above: Vec<&str> = vec![up.primary_service()];
         let mut cur = up;
         while let LinkState::Decided { upstream } = &cur.link {

@@ -70,7 +70,9 @@ use crate::fxhash::FxHashMap;
 use crate::index::{ExpiryQueue, IndexEntry, KeyIndex, MemoryKeyIndex};
 use crate::learn::LearnedPatterns;
 use crate::link::Link;
-use crate::segment::{range_distance, Candidate, LinkState, NewSpan, RemoteSegment, Segment};
+use crate::segment::{
+    range_distance, Candidate, LinkState, NewSpan, RemoteSegment, Segment, SpanKeyRow,
+};
 use crate::stats::Stats;
 use seam_model::otlp::trace::v1::ResourceSpans;
 use seam_model::traces::TraceEdge;
@@ -487,7 +489,22 @@ impl<I: KeyIndex> Correlator<I> {
         arrival_ns: i64,
     ) -> Vec<Link> {
         let name = self.tenant_name(tenant);
-        let touched = self.ingest(&name, rs, arrival_ns);
+        let touched = self.ingest(&name, rs, arrival_ns, None);
+        self.match_batch(&name, &touched, arrival_ns)
+    }
+
+    /// [`Correlator::observe_spans`] that also appends to `rows` every key each new span carries
+    /// (one row per span and key; duplicates of spans already seen and bridge spans give none),
+    /// for the store's key index.
+    pub fn observe_spans_with_keys(
+        &mut self,
+        tenant: &str,
+        rs: &[ResourceSpans],
+        arrival_ns: i64,
+        rows: &mut Vec<SpanKeyRow>,
+    ) -> Vec<Link> {
+        let name = self.tenant_name(tenant);
+        let touched = self.ingest(&name, rs, arrival_ns, Some(rows));
         self.match_batch(&name, &touched, arrival_ns)
     }
 

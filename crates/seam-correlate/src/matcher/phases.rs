@@ -5,7 +5,7 @@ use crate::evidence::{span_detail, Source};
 use crate::fxhash::FxHashSet;
 use crate::index::{ExpiryQueue, IndexEntry, KeyIndex};
 use crate::link::Link;
-use crate::segment::{Kind, LinkState, NewSpan, Pending, Segment, Strong};
+use crate::segment::{Kind, LinkState, NewSpan, Pending, Segment, SpanKeyRow, Strong};
 use seam_model::otlp::trace::v1::ResourceSpans;
 use seam_model::traces::TraceEdge;
 use seam_model::{SpanId, TraceId};
@@ -19,6 +19,7 @@ impl<I: KeyIndex> Correlator<I> {
         tenant: &Arc<str>,
         rs: &[ResourceSpans],
         arrival_ns: i64,
+        mut rows: Option<&mut Vec<SpanKeyRow>>,
     ) -> Vec<Before> {
         let mut touched = Vec::new();
         let mut restores = Vec::new();
@@ -83,14 +84,39 @@ impl<I: KeyIndex> Correlator<I> {
                     continue;
                 }
                 let mut changed = false;
+                // Where this span's own keys sit in the segment's list (few: inline).
+                let mut found = [0usize; 8];
+                let mut n_found = 0;
                 self.extractor
                     .visit_attributes(&span.attributes, |k, v, exact| {
-                        changed |= seg.add_key_parts(k, v, exact)
+                        let (new, i) = seg.add_key_at(k, v, exact);
+                        changed |= new;
+                        if n_found < found.len() {
+                            found[n_found] = i;
+                            n_found += 1;
+                        }
                     });
                 for m in &resource_keys {
                     changed |= seg.add_key(m);
                 }
                 touched[idx].keys_changed |= changed;
+                if let Some(rows) = rows.as_deref_mut() {
+                    // The store indexes every key a span carries, with the span's time range.
+                    let (start_ns, end_ns) = (
+                        clamp_ns(span.start_time_unix_nano),
+                        clamp_ns(span.end_time_unix_nano),
+                    );
+                    let row = |m: &crate::extract::KeyMatch| SpanKeyRow {
+                        trace_id: trace,
+                        service: service.clone(),
+                        key: m.key.clone(),
+                        value: m.value.clone(),
+                        start_ns,
+                        end_ns,
+                    };
+                    rows.extend(found[..n_found].iter().map(|&i| row(&seg.keys[i])));
+                    rows.extend(resource_keys.iter().map(row));
+                }
             }
         }
         for (edge, parent) in restores {
