@@ -76,6 +76,15 @@ start_server() {
     SERVER_PID=$!
 }
 
+# stop_server: SIGTERM the server started by start_server and wait for it (a graceful stop).
+stop_server() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+
 # field NAME: the value of NAME in the first log line that has it. The start-up line carries the
 # bound addresses: {"listen":"127.0.0.1:N","otlp_http":"127.0.0.1:M",...}
 field() {

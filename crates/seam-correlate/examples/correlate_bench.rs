@@ -1,6 +1,9 @@
-//! In-process throughput of the correlator: Beorn -> MDSO -> Arda flows, one batch per segment,
-//! with about `--circuits` circuits active (flows spaced so that many are inside the state's
-//! retention of two windows).
+//! In-process throughput of the correlator on one core: Beorn -> MDSO -> Arda flows, one batch
+//! per segment, with about `--circuits` circuits active (flows spaced so that many are inside the
+//! state's retention of two windows). The spans are typed as instrumented services send them
+//! (SERVER roots, CLIENT calls naming their peer and URL, Arda's `http.route`), and by default
+//! the engine has no configuration, so direction comes from the call evidence; `--pattern 1`
+//! configures the flow pattern instead.
 //!
 //! `cargo run --release -p seam-correlate --example correlate_bench -- --circuits 10000 --flows 300000`
 //! prints one JSON line: segments/s, links/s, and p50/p99 time per observe call; `--batch N`
@@ -45,36 +48,49 @@ fn segment(
     let t = trace_id(flow, part);
     let root = [part, 1, 0, 0, 0, 0, 0, 1];
     let child = [part, 2, 0, 0, 0, 0, 0, 1];
-    spans_with_service(
-        svc,
-        vec![
-            span_ids(
-                t,
-                root,
-                None,
-                "root",
-                start_ms,
-                start_ms + dur_ms,
-                &[("circuit_id", circuit)],
-            ),
-            span_ids(
-                t,
-                child,
-                Some(root),
-                "call",
-                start_ms + 5,
-                start_ms + dur_ms - 5,
-                &[],
-            ),
+    let mut root_span = span_ids(
+        t,
+        root,
+        None,
+        "root",
+        start_ms,
+        start_ms + dur_ms,
+        &[
+            ("circuit_id", circuit),
+            ("http.route", "/api/v3/topologies/{circuit_id}"),
         ],
-    )
+    );
+    root_span.kind = 2;
+    // Each service calls the next one: the call names its peer and URL.
+    let next = match svc {
+        "beorn" => "mdso",
+        "mdso" => "arda",
+        _ => "db",
+    };
+    let url = format!("http://{next}:8000/api/v3/topologies/{circuit}");
+    let mut call = span_ids(
+        t,
+        child,
+        Some(root),
+        "call",
+        start_ms + 5,
+        start_ms + dur_ms - 5,
+        &[("server.address", next), ("url.full", &url)],
+    );
+    call.kind = 3;
+    spans_with_service(svc, vec![root_span, call])
 }
 
 fn main() {
     let circuits = arg("--circuits", 10_000);
     let flows = arg("--flows", 200_000);
+    let pattern = arg("--pattern", 0) == 1;
     let config = CorrelationConfig {
-        flow_patterns: vec![vec!["beorn".into(), "mdso".into(), "arda".into()]],
+        flow_patterns: if pattern {
+            vec![vec!["beorn".into(), "mdso".into(), "arda".into()]]
+        } else {
+            Vec::new()
+        },
         ..Default::default()
     };
     let window_ms = config.window.as_millis() as i64;
@@ -139,7 +155,8 @@ fn main() {
         v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1e3
     };
     println!(
-        "{{\"circuits\":{circuits},\"flows\":{flows},\"batch\":{batch},\"peak_active_keys\":{peak},\"segments\":{segments},\"busy_s\":{secs:.3},\"segments_per_s\":{:.0},\"links_per_s\":{:.0},\"links\":{links},\"p50_us\":{:.2},\"p99_us\":{:.2},\"match_p50_us\":{:.2},\"match_p99_us\":{:.2},\"decided_at_arrival\":{:.3}}}",
+        "{{\"config\":\"{}\",\"circuits\":{circuits},\"flows\":{flows},\"batch\":{batch},\"peak_active_keys\":{peak},\"segments\":{segments},\"busy_s\":{secs:.3},\"segments_per_s\":{:.0},\"links_per_s\":{:.0},\"links\":{links},\"p50_us\":{:.2},\"p99_us\":{:.2},\"match_p50_us\":{:.2},\"match_p99_us\":{:.2},\"decided_at_arrival\":{:.3}}}",
+        if pattern { "pattern" } else { "none" },
         segments as f64 / secs,
         links as f64 / secs,
         pct(&lat, 0.50),

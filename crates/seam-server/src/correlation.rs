@@ -41,6 +41,14 @@ struct CorrelationMetrics {
     logs_enriched: Counter,
     logs_pending: Counter,
     memory: Gauge,
+    decided: Family<DecidedLabel, Counter>,
+}
+
+/// Label of `correlation_links_decided_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecidedLabel {
+    /// `batch_end` (decided with the batch that made it possible) or `after_hold`.
+    pub when: &'static str,
 }
 
 /// Where the learned patterns are saved in the catalog.
@@ -99,7 +107,13 @@ impl Correlation {
             logs_enriched: Counter::default(),
             logs_pending: Counter::default(),
             memory: Gauge::default(),
+            decided: Family::default(),
         };
+        registry.register(
+            "correlation_links_decided",
+            "Links written, by whether they were decided at the end of their batch or held for a better candidate",
+            metrics.decided.clone(),
+        );
         registry.register(
             "correlation_logs_pending",
             "Log entries whose keys found no trace on arrival, resolved when read",
@@ -442,6 +456,15 @@ impl Correlation {
                         self.metrics
                             .latency
                             .observe((now - l.arrival_ns).max(0) as f64 / 1e9);
+                        let when = if l.decided_ns == l.arrival_ns {
+                            "batch_end"
+                        } else {
+                            "after_hold"
+                        };
+                        self.metrics
+                            .decided
+                            .get_or_create(&DecidedLabel { when })
+                            .inc();
                     }
                 }
                 // The link stays decided in memory; the bridge is lost only if the process dies

@@ -42,8 +42,9 @@ impl Sink for StoreSink {
 
     fn submit(&self, tenant: Tenant, mut batch: Batch) -> BoxFuture<'static, Result<(), Refusal>> {
         let store = self.state.store().cloned();
-        // Observed before the append so the batch need not be cloned; a refused append leaves
-        // links whose bridges are idempotent when the client retries.
+        // Observed before the append so the batch need not be cloned. The engine now knows these
+        // spans and will not decide their links again when a refused request is retried, so the
+        // bridges are written whether or not the append is refused (they are idempotent).
         let (links, keys) = match (&mut batch, &store) {
             (Batch::Traces(rs), Some(_)) => {
                 let (links, keys) = self.state.correlation.observe(&tenant, rs);
@@ -69,12 +70,16 @@ impl Sink for StoreSink {
         async move {
             let store = store.ok_or_else(not_ready)?;
             // The engine found the spans' keys while reading them: the store takes its rows.
-            let appended = match keys {
-                Some(keys) => store.append_with_keys(&tenant, batch, keys).await,
-                None => store.append(&tenant, batch).await,
+            let append = async {
+                match keys {
+                    Some(keys) => store.append_with_keys(&tenant, batch, keys).await,
+                    None => store.append(&tenant, batch).await,
+                }
             };
+            // The batch and its bridges go to the WAL together, so they share one group commit
+            // (one fsync) instead of the bridges waiting for a second one.
+            let (appended, ()) = tokio::join!(append, correlation.write(&store, links));
             if appended.is_ok() {
-                correlation.write(&store, links).await;
                 if let Some(logs) = tailed {
                     tails.publish(&tenant, logs);
                 }

@@ -53,6 +53,26 @@ async fn get(
 
 /// GETs `path` (with `query`) from the server and parses the JSON answer. A 404 is `Ok(None)`,
 /// so callers can say what was not found.
+/// Fetches `path` as JSON and prints it: raw with `json`, else through `render`. `what` names
+/// the endpoint in the error when this Seam does not have it.
+pub async fn show_json(
+    server: &ServerArgs,
+    path: &str,
+    query: &[(&str, String)],
+    json: bool,
+    render: fn(&Value) -> String,
+) -> anyhow::Result<()> {
+    let v = get_json(server, path, query)
+        .await?
+        .with_context(|| format!("this Seam has no {path}"))?;
+    if json {
+        println!("{v}");
+    } else {
+        print!("{}", render(&v));
+    }
+    Ok(())
+}
+
 pub async fn get_json(
     server: &ServerArgs,
     path: &str,

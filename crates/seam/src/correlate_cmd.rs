@@ -2,9 +2,7 @@
 //! it, the bridges between them, and how many log lines mention it. `seam correlate patterns`
 //! prints the flow patterns Seam learned (see [`crate::correlate_patterns`]).
 
-use anyhow::Context;
-
-use crate::api_client::{get_json, ServerArgs};
+use crate::api_client::{show_json, ServerArgs};
 use clap::Args;
 use serde_json::Value;
 
@@ -110,15 +108,14 @@ pub async fn run(args: CorrelateArgs) -> anyhow::Result<()> {
         ("start", start.to_string()),
         ("end", end.to_string()),
     ];
-    let v = get_json(&args.server, "/api/seam/correlations", &query)
-        .await?
-        .context("this Seam has no /api/seam/correlations")?;
-    if args.json {
-        println!("{v}");
-    } else {
-        print!("{}", render(&v));
-    }
-    Ok(())
+    show_json(
+        &args.server,
+        "/api/seam/correlations",
+        &query,
+        args.json,
+        render,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -1,11 +1,10 @@
 //! `seam correlate patterns`: the flow patterns Seam learned, from
 //! `/api/seam/correlation/patterns`, with a `flow_patterns:` block to paste into the config.
 
-use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 
-use crate::api_client::{get_json, ServerArgs};
+use crate::api_client::{show_json, ServerArgs};
 
 /// Arguments of `seam correlate patterns`.
 #[derive(Args, Debug)]
@@ -97,15 +96,8 @@ fn render(v: &Value) -> String {
 
 /// Queries `/api/seam/correlation/patterns` and prints what was learned.
 pub async fn run(args: PatternsArgs) -> anyhow::Result<()> {
-    let v = get_json(&args.server, "/api/seam/correlation/patterns", &[])
-        .await?
-        .context("this Seam has no /api/seam/correlation/patterns")?;
-    if args.json {
-        println!("{v}");
-    } else {
-        print!("{}", render(&v));
-    }
-    Ok(())
+    let path = "/api/seam/correlation/patterns";
+    show_json(&args.server, path, &[], args.json, render).await
 }
 
 #[cfg(test)]
