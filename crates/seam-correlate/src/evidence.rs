@@ -219,26 +219,26 @@ pub fn route_fits(route: &str, path: &str) -> bool {
     if !route.starts_with('/') {
         return route == path;
     }
-    let want: Vec<&str> = segments(route).collect();
-    let got: Vec<&str> = segments(path).collect();
-    if want.len() > got.len() {
-        return false;
-    }
-    let tail = &got[got.len() - want.len()..];
-    want.iter().zip(tail).all(|(w, g)| {
-        (w.starts_with('{') && w.ends_with('}')) || w.starts_with(':') || *w == "*" || w == g
+    tail_fits(route, path, |w, g| {
+        (w.starts_with('{') && w.ends_with('}')) || w.starts_with(':') || w == "*" || w == g
     })
 }
 
 /// True when the downstream's own path equals the call's path or the call's path ends with it.
 fn path_fits(own: &str, path: &str) -> bool {
-    let own: Vec<&str> = segments(own).collect();
-    let got: Vec<&str> = segments(path).collect();
-    own.len() <= got.len() && got[got.len() - own.len()..] == own[..]
+    tail_fits(own, path, |w, g| w == g)
+}
+
+/// True when every segment of `want` fits (`fit(want_segment, got_segment)`) the segment of `got`
+/// at the same place from the end, and `got` has at least as many: compared from the end without
+/// collecting either (this runs for every candidate pair).
+fn tail_fits(want: &str, got: &str, fit: impl Fn(&str, &str) -> bool) -> bool {
+    let mut g = segments(got);
+    segments(want).all(|w| g.next().is_some_and(|x| fit(w, x)))
 }
 
 fn segments(p: &str) -> impl Iterator<Item = &str> {
-    p.split('/').filter(|s| !s.is_empty())
+    p.rsplit('/').filter(|s| !s.is_empty())
 }
 
 /// The detail of a span that made or received a call, from its attributes; `None` for other

@@ -8,8 +8,10 @@
 //! through chains (`beorn -> mdso -> arda` puts Beorn upstream of Arda at distance 2). Services
 //! that would be upstream of each other through a cycle get no learned order.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+
+use crate::fxhash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -79,9 +81,9 @@ impl TenantLearning {
         for (u, d) in &active {
             next.entry(u.clone()).or_default().push(d.clone());
         }
-        let mut order: HashMap<Arc<str>, HashMap<Arc<str>, usize>> = HashMap::new();
+        let mut order: HashMap<Arc<str>, HashMap<Arc<str>, usize>> = HashMap::default();
         for start in next.keys() {
-            let mut dist: HashMap<Arc<str>, usize> = HashMap::new();
+            let mut dist: HashMap<Arc<str>, usize> = HashMap::default();
             let mut queue = VecDeque::from([(start.clone(), 0usize)]);
             while let Some((n, d)) = queue.pop_front() {
                 for m in next.get(&n).into_iter().flatten() {
@@ -124,7 +126,7 @@ impl LearnedPatterns {
     pub fn new(min_links: u64) -> LearnedPatterns {
         LearnedPatterns {
             min_links: min_links.max(1),
-            tenants: HashMap::new(),
+            tenants: HashMap::default(),
             changed: false,
         }
     }
