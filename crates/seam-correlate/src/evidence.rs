@@ -107,7 +107,9 @@ pub(crate) fn best_call(up: &Segment, down: &Segment, allow: Allowance) -> Optio
     let t = down.start_ns;
     let target = down.root().and_then(|r| r.detail.as_deref());
     let service = down.primary_service();
-    let mut best: Option<(Call, (CallClass, i64, i64, std::cmp::Reverse<i64>, SpanId))> = None;
+    // Ranked by class, distance, then the innermost call (ends first, starts last), then id.
+    type Rank = (CallClass, i64, i64, std::cmp::Reverse<i64>, SpanId);
+    let mut best: Option<(Call, Rank)> = None;
     for s in &up.spans {
         let typed = s.kind.calls();
         if up.kinds_known && !typed {
@@ -350,11 +352,10 @@ mod tests {
         handoff_ns: 1_000,
     };
 
-    fn seg(
-        trace: u8,
-        service: &str,
-        spans: &[(u8, Option<u8>, Kind, i64, i64, &[(&str, &str)])],
-    ) -> Segment {
+    /// A test span: id, parent, kind, start, end, string attributes.
+    type TestSpan<'a> = (u8, Option<u8>, Kind, i64, i64, &'a [(&'a str, &'a str)]);
+
+    fn seg(trace: u8, service: &str, spans: &[TestSpan<'_>]) -> Segment {
         let svc: Arc<str> = service.into();
         let mut s = Segment::new(TraceId([trace; 16]), 0);
         for (id, parent, kind, start, end, attrs) in spans {

@@ -299,10 +299,13 @@ struct WireSpan {
     k: u8,
     s: i64,
     e: i64,
-    /// Call detail: protocol, route, path, peer.
+    /// Call detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    d: Option<(u8, Option<String>, Option<String>, Option<String>)>,
+    d: Option<WireDetail>,
 }
+
+/// A span's call detail: protocol (as `u8`), route, path, peer.
+type WireDetail = (u8, Option<String>, Option<String>, Option<String>);
 
 fn encode(origin: &str, seg: &RemoteSegment) -> String {
     let text = |x: &Option<Box<str>>| x.as_deref().map(str::to_string);
