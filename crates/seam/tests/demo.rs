@@ -81,6 +81,15 @@ fn with_the_flow_pattern_configured_the_demo_meets_the_bar() {
     let dir = tempfile::tempdir().unwrap();
     let seam = Seam::with_config(dir.path(), PATTERN, &[]);
     demo_meets_the_bar(&seam, dir.path(), "42");
+    // The same pattern is learned too, and listed once among the patterns in effect.
+    let (code, v) = seam.get_json("/api/seam/correlation/patterns", None);
+    assert_eq!(code, 200, "{v}");
+    let flow = serde_json::json!([["beorn", "mdso", "arda"]]);
+    assert_eq!(
+        (&v["configured"], &v["learned"], &v["patterns"]),
+        (&flow, &flow, &flow),
+        "{v}"
+    );
 }
 
 fn demo_meets_the_bar(seam: &Seam, dir: &std::path::Path, seed: &str) {

@@ -59,6 +59,7 @@ async fn patterns(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         })).collect::<Vec<_>>(),
         "learned": learned,
         "configured": configured,
+        "patterns": all,
         "flow_patterns_yaml": seam_correlate::flow_patterns_yaml(&all),
     }))
     .into_response()
