@@ -530,7 +530,9 @@ fn assemble_trace(batches: &[RecordBatch]) -> Vec<ResourceSpans> {
     let mut out: Vec<ResourceSpans> = Vec::new();
     let mut res_index: HashMap<(Vec<u8>, String), usize> = HashMap::new();
     let mut scope_index: HashMap<(usize, Vec<u8>, String), usize> = HashMap::new();
-    let mut seen: HashSet<(Vec<u8>, i64)> = HashSet::new();
+    // A duplicate delivery is the same span of the same trace (several traces may be assembled
+    // at once, and span ids are only unique within a trace).
+    let mut seen: HashSet<(Vec<u8>, Vec<u8>, i64)> = HashSet::new();
     for b in batches {
         let c = |i: usize| b.column(i);
         let trace_id = c(span_col::TRACE_ID).as_fixed_size_binary();
@@ -555,7 +557,11 @@ fn assemble_trace(batches: &[RecordBatch]) -> Vec<ResourceSpans> {
         let scope = c(span_col::SCOPE).as_binary::<i32>();
         let scope_url = c(span_col::SCOPE_SCHEMA_URL).as_string::<i32>();
         for i in 0..b.num_rows() {
-            if !seen.insert((span_id.value(i).to_vec(), start.value(i))) {
+            if !seen.insert((
+                trace_id.value(i).to_vec(),
+                span_id.value(i).to_vec(),
+                start.value(i),
+            )) {
                 continue;
             }
             let rkey = (

@@ -266,3 +266,87 @@ async fn bridge_edges_are_indexed_in_head_and_catalog() {
     );
     assert!(store.trace_edges(&t, &TraceId([9; 16])).unwrap().is_empty());
 }
+
+/// `Store::traces` reads many traces at once from the head and the segments (each once), returns
+/// only their spans, and `keyed_traces_since` names the traces the key index holds from a time on
+/// (what the correlation engine reads back after a restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_traces_are_read_back_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tenant::new("t1").unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    for trace in [1u8, 2, 3] {
+        store.append(&t, spans(trace, 2, "svc")).await.unwrap();
+    }
+    store.flush().await.unwrap();
+    // A late span of trace 2 and a new trace 4 stay in the head.
+    let Batch::Traces(mut late) = spans(2, 3, "svc") else {
+        unreachable!()
+    };
+    late[0].scope_spans[0].spans.drain(..2);
+    store.append(&t, Batch::Traces(late)).await.unwrap();
+    store.append(&t, spans(4, 1, "svc")).await.unwrap();
+
+    let ids = [TraceId([2; 16]), TraceId([4; 16]), TraceId([9; 16])];
+    let rs = store.traces(&t, &ids).unwrap();
+    let mut got: Vec<(u8, u8)> = rs
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| (s.trace_id[0], s.span_id[0]))
+        .collect();
+    got.sort();
+    assert_eq!(got, [(2, 1), (2, 2), (2, 3), (4, 1)]);
+    assert!(store
+        .traces(&Tenant::new("t2").unwrap(), &ids)
+        .unwrap()
+        .is_empty());
+
+    // The key index: key rows given with the spans, in the head and (after a flush) the catalog.
+    let row = |trace: u8, end_ns: i64| seam_store::KeyRow {
+        key: "circuit_id".into(),
+        value: "c1".into(),
+        trace_id: TraceId([trace; 16]),
+        service: "svc".into(),
+        start_ns: end_ns - 10,
+        end_ns,
+    };
+    store
+        .append_with_keys(&t, spans(5, 1, "svc"), vec![row(5, 5_000)])
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    store
+        .append_with_keys(&t, spans(6, 1, "svc"), vec![row(6, 9_000)])
+        .await
+        .unwrap();
+    let since = |ns| {
+        let mut v: Vec<u8> = store
+            .keyed_traces_since(ns)
+            .unwrap()
+            .into_iter()
+            .map(|(_, id)| id.0[0])
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(since(0), [5, 6]);
+    assert_eq!(since(6_000), [6]);
+    assert_eq!(
+        store
+            .trace_keys(&t, "circuit_id", "c1", 0, 10_000)
+            .unwrap()
+            .len(),
+        2
+    );
+    // Saved state survives a reopen.
+    store.save_state("test.state", b"learned").unwrap();
+    store.shutdown().await.unwrap();
+    drop(store);
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    assert_eq!(
+        store.load_state("test.state").unwrap().as_deref(),
+        Some(&b"learned"[..])
+    );
+    assert_eq!(store.load_state("nothing").unwrap(), None);
+}
