@@ -111,35 +111,24 @@ pub(crate) fn best_call(up: &Segment, down: &Segment, allow: Allowance) -> Optio
     type Rank = (CallClass, i64, i64, std::cmp::Reverse<i64>, SpanId);
     let mut best: Option<(Call, Rank)> = None;
     for s in &up.spans {
-        let typed = s.kind.calls();
-        if up.kinds_known && !typed {
+        if up.kinds_known && !s.kind.calls() {
             continue;
         }
-        if typed
-            && s.kind == Kind::Client
+        if s.kind == Kind::Client
             && up
                 .consumer_of(s.span_id)
                 .is_some_and(|d| d != down.trace_id)
         {
             continue;
         }
-        let after_end = if s.kind == Kind::Producer {
+        // Before the call, or after it ended: clock skew, or a PRODUCER's hand-off.
+        let distance = s.distance(t);
+        let allowed = if t > s.end_ns && s.kind == Kind::Producer {
             allow.handoff_ns.max(allow.skew_ns)
         } else {
             allow.skew_ns
         };
-        let distance = if t < s.start_ns {
-            s.start_ns - t
-        } else if t > s.end_ns {
-            let d = t - s.end_ns;
-            if d > after_end {
-                continue;
-            }
-            d
-        } else {
-            0
-        };
-        if distance > allow.skew_ns && t < s.start_ns {
+        if distance > allowed {
             continue;
         }
         let fit = fits(s.detail.as_deref(), target, service);

@@ -61,6 +61,16 @@ impl TenantLearning {
             .unwrap_or(0)
     }
 
+    /// Adds `n` observations of `up` -> `down`.
+    fn add(&mut self, up: &Arc<str>, down: &Arc<str>, n: u64) {
+        *self
+            .counts
+            .entry(up.clone())
+            .or_default()
+            .entry(down.clone())
+            .or_insert(0) += n;
+    }
+
     fn is_active(&self, up: &str, down: &str, min_links: u64) -> bool {
         let n = self.count(up, down);
         let r = self.count(down, up);
@@ -140,13 +150,7 @@ impl LearnedPatterns {
             Some(t) => t,
             None => self.tenants.entry(tenant.into()).or_default(),
         };
-        let c = t
-            .counts
-            .entry(up.clone())
-            .or_default()
-            .entry(down.clone())
-            .or_insert(0);
-        *c += n;
+        t.add(up, down, n);
         self.changed = true;
         let stale = [(up, down), (down, up)].iter().any(|(u, d)| {
             t.is_active(u, d, self.min_links) != t.active.contains(&((*u).clone(), (*d).clone()))
@@ -286,8 +290,10 @@ impl LearnedPatterns {
             if n == &0 || up == down {
                 continue;
             }
-            let t = self.tenants.entry(tenant.as_str().into()).or_default();
-            *t.counts.entry(up).or_default().entry(down).or_insert(0) += n;
+            self.tenants
+                .entry(tenant.as_str().into())
+                .or_default()
+                .add(&up, &down, *n);
         }
         let min = self.min_links;
         self.tenants.values_mut().for_each(|t| t.rebuild(min));

@@ -29,8 +29,9 @@ pub struct Link {
     pub upstream_trace_id: TraceId,
     /// The upstream segment's primary (root) service.
     pub upstream_service: Arc<str>,
-    /// The upstream span the bridge hangs under: the span in flight when the downstream started,
-    /// else the upstream root.
+    /// The upstream span the bridge hangs under: the call that explains the downstream (see
+    /// [`crate::evidence`]), else the span in flight when the downstream started, else the
+    /// upstream root.
     pub parent_span_id: SpanId,
     /// The parent span's start, nanoseconds (the bridge is placed inside the parent).
     pub parent_start_ns: i64,

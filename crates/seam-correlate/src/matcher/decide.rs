@@ -118,7 +118,7 @@ impl<I: KeyIndex> Correlator<I> {
             let overruled = other.is_some_and(|o| o.class == CallClass::Matched)
                 && call.is_none_or(|c| c.class != CallClass::Matched);
             if !overruled {
-                if call.is_none() && up.kinds_known {
+                if unexplained(up, call) {
                     return Err(Refusal::NoCall);
                 }
                 return Ok(Direction {
@@ -208,32 +208,29 @@ impl<I: KeyIndex> Correlator<I> {
             return None;
         };
         let upstream = p.best.upstream;
-        let verdict = match t.segments.get(&upstream) {
+        let up = t.segments.get(&upstream);
+        let call = up.and_then(|up| best_call(up, seg, self.allowance));
+        let verdict = match up {
             None => Err(Refusal::Expired),
-            Some(up) => {
-                let call = best_call(up, seg, self.allowance);
-                if p.best.score.source != Source::Configured && up.kinds_known && call.is_none() {
-                    Err(Refusal::NoCall)
-                } else if self.repeats_service(&t.segments, up, seg) {
-                    Err(Refusal::RepeatedService)
-                } else {
-                    build_link(&t.name, up, seg, p, call, now).ok_or(Refusal::Expired)
-                }
+            Some(up) if p.best.score.source != Source::Configured && unexplained(up, call) => {
+                Err(Refusal::NoCall)
             }
-        };
-        let link = match verdict {
-            Ok((l, _)) if l.confidence < self.config.min_confidence => Err(Refusal::BelowMin),
-            v => v,
+            Some(up) if self.repeats_service(&t.segments, up, seg) => Err(Refusal::RepeatedService),
+            Some(up) => match build_link(&t.name, up, seg, p, call, now) {
+                None => Err(Refusal::Expired),
+                Some(l) if l.confidence < self.config.min_confidence => Err(Refusal::BelowMin),
+                Some(l) => Ok(l),
+            },
         };
         let t = self.tenants.get_mut(tenant)?;
         let seg = t.segments.get_mut(&down).expect("present");
-        match link {
+        match verdict {
             Err(r) => {
                 self.stats.refuse(r);
                 seg.link = LinkState::Open;
                 None
             }
-            Ok((link, call)) => {
+            Ok(link) => {
                 self.stats.matched += 1;
                 seg.link = LinkState::Decided { upstream };
                 let up = t.segments.get_mut(&upstream).expect("present");
@@ -255,7 +252,13 @@ impl<I: KeyIndex> Correlator<I> {
     }
 }
 
-/// The link for a held choice, from the segments' current state, with the call it hangs under.
+/// True when `up`'s spans have kinds but none of its calls explains the downstream: it made no
+/// call to it (a flow boundary).
+fn unexplained(up: &Segment, call: Option<Call>) -> bool {
+    up.kinds_known && call.is_none()
+}
+
+/// The link for a held choice, from the segments' current state, hung under `call`.
 fn build_link(
     tenant: &std::sync::Arc<str>,
     up: &Segment,
@@ -263,7 +266,7 @@ fn build_link(
     p: &Pending,
     call: Option<Call>,
     now: i64,
-) -> Option<(Link, Option<Call>)> {
+) -> Option<Link> {
     let km = down.keys.get(p.best.key_index)?;
     let exact = km.exact && up.key(&km.key, &km.value).is_some_and(|k| k.exact);
     let gap = down.start_ns.saturating_sub(up.start_ns);
@@ -273,31 +276,28 @@ fn build_link(
     };
     let root = down.root()?;
     let class = call.map_or(CallClass::None, |c| c.class);
-    Some((
-        Link {
-            tenant: tenant.clone(),
-            key: km.key.clone(),
-            value: km.value.clone(),
-            exact,
-            confidence: confidence_with(exact, gap, p.best.score.source, class),
-            gap_ms: gap / 1_000_000,
-            source: p.best.score.source,
-            call: class,
-            upstream_trace_id: up.trace_id,
-            upstream_service: up.primary_service_arc(),
-            parent_span_id: parent.span_id,
-            parent_start_ns: parent.start_ns,
-            parent_end_ns: parent.end_ns,
-            downstream_trace_id: down.trace_id,
-            downstream_service: down.primary_service_arc(),
-            downstream_root_span_id: root.span_id,
-            downstream_start_ns: down.start_ns,
-            downstream_end_ns: down.end_ns,
-            arrival_ns: p.arrival_ns,
-            decided_ns: now,
-        },
-        call,
-    ))
+    Some(Link {
+        tenant: tenant.clone(),
+        key: km.key.clone(),
+        value: km.value.clone(),
+        exact,
+        confidence: confidence_with(exact, gap, p.best.score.source, class),
+        gap_ms: gap / 1_000_000,
+        source: p.best.score.source,
+        call: class,
+        upstream_trace_id: up.trace_id,
+        upstream_service: up.primary_service_arc(),
+        parent_span_id: parent.span_id,
+        parent_start_ns: parent.start_ns,
+        parent_end_ns: parent.end_ns,
+        downstream_trace_id: down.trace_id,
+        downstream_service: down.primary_service_arc(),
+        downstream_root_span_id: root.span_id,
+        downstream_start_ns: down.start_ns,
+        downstream_end_ns: down.end_ns,
+        arrival_ns: p.arrival_ns,
+        decided_ns: now,
+    })
 }
 
 /// Where a segment sits in a flow pattern: its primary service's place, else the earliest place

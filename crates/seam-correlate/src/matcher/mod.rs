@@ -421,19 +421,9 @@ impl<I: KeyIndex> Correlator<I> {
                     .map(|(id, _)| (t.name.clone(), *id))
             })
             .collect();
-        let mut links = Vec::new();
-        for (tenant, down) in held {
-            if let Some(LinkState::Pending(p)) = self
-                .tenants
-                .get_mut(&*tenant)
-                .and_then(|t| t.segments.get_mut(&down))
-                .map(|s| &mut s.link)
-            {
-                p.decide_at = now_ns;
-            }
-            links.extend(self.decide(&tenant, down, now_ns));
-        }
-        links
+        held.into_iter()
+            .filter_map(|(tenant, down)| self.decide(&tenant, down, now_ns))
+            .collect()
     }
 
     /// Restores a link that a stored bridge span records: the downstream counts as linked to the

@@ -2,6 +2,7 @@
 
 use super::{Before, Correlator, Offer};
 use crate::evidence::{span_detail, Source};
+use crate::extract::KeyMatch;
 use crate::fxhash::FxHashSet;
 use crate::index::{ExpiryQueue, IndexEntry, KeyIndex};
 use crate::link::Link;
@@ -69,31 +70,40 @@ impl<I: KeyIndex> Correlator<I> {
                 });
                 seg.last_arrival_ns = seg.last_arrival_ns.max(arrival_ns);
                 let kind = Kind::from_otlp(span.kind);
+                let (start_ns, end_ns) = (
+                    clamp_ns(span.start_time_unix_nano),
+                    clamp_ns(span.end_time_unix_nano),
+                );
                 if !seg.add_span(
                     NewSpan {
                         span_id,
                         parent_span_id: parent,
                         service: &service,
                         kind,
-                        start_ns: clamp_ns(span.start_time_unix_nano),
-                        end_ns: clamp_ns(span.end_time_unix_nano),
+                        start_ns,
+                        end_ns,
                         detail: span_detail(kind, &span.attributes),
                     },
                     max_spans,
                 ) {
                     continue;
                 }
+                // The store indexes every key a span carries, with the span's time range.
+                let row = |m: &KeyMatch| SpanKeyRow {
+                    trace_id: trace,
+                    service: service.clone(),
+                    key: m.key.clone(),
+                    value: m.value.clone(),
+                    start_ns,
+                    end_ns,
+                };
                 let mut changed = false;
-                // Where this span's own keys sit in the segment's list (few: inline).
-                let mut found = [0usize; 8];
-                let mut n_found = 0;
                 self.extractor
                     .visit_attributes(&span.attributes, |k, v, exact| {
                         let (new, i) = seg.add_key_at(k, v, exact);
                         changed |= new;
-                        if n_found < found.len() {
-                            found[n_found] = i;
-                            n_found += 1;
+                        if let Some(rows) = rows.as_deref_mut() {
+                            rows.push(row(&seg.keys[i]));
                         }
                     });
                 for m in &resource_keys {
@@ -101,20 +111,6 @@ impl<I: KeyIndex> Correlator<I> {
                 }
                 touched[idx].keys_changed |= changed;
                 if let Some(rows) = rows.as_deref_mut() {
-                    // The store indexes every key a span carries, with the span's time range.
-                    let (start_ns, end_ns) = (
-                        clamp_ns(span.start_time_unix_nano),
-                        clamp_ns(span.end_time_unix_nano),
-                    );
-                    let row = |m: &crate::extract::KeyMatch| SpanKeyRow {
-                        trace_id: trace,
-                        service: service.clone(),
-                        key: m.key.clone(),
-                        value: m.value.clone(),
-                        start_ns,
-                        end_ns,
-                    };
-                    rows.extend(found[..n_found].iter().map(|&i| row(&seg.keys[i])));
                     rows.extend(resource_keys.iter().map(row));
                 }
             }
@@ -339,6 +335,6 @@ impl<I: KeyIndex> Correlator<I> {
 }
 
 /// OTLP's unsigned nanoseconds as the signed ones the engine computes with.
-pub(super) fn clamp_ns(t: u64) -> i64 {
+fn clamp_ns(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
