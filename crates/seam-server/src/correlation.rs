@@ -189,7 +189,6 @@ impl Correlation {
                     tracing::warn!(error = %err, "ignoring unreadable saved correlation patterns")
                 }
             }
-            e.correlator.learned_mut().take_changed();
         }
         let restored_before = e.correlator.stats().restored;
         e.correlator.begin_rebuild();
@@ -211,6 +210,15 @@ impl Correlation {
         };
         self.export_stats(&mut e);
         Ok((report, links))
+    }
+
+    /// [`Correlation::save_learned`] off the async reactor; a failure is logged (the counts stay
+    /// in memory and are saved at the next try).
+    pub async fn persist_learned(self: &Arc<Self>, store: &Store) {
+        let (me, store) = (self.clone(), store.clone());
+        if let Err(e) = crate::api::blocking(move || me.save_learned(&store)).await {
+            tracing::warn!(error = %e, "saving learned correlation patterns failed");
+        }
     }
 
     /// Saves the learned patterns when they changed since the last save. Blocking.
@@ -287,7 +295,7 @@ impl Correlation {
         } else {
             drop(e);
         }
-        (links, key_rows(rows))
+        (links, key_rows(&rows))
     }
 
     /// Observes another replica's segment summary; returns the links decided at once.
@@ -493,46 +501,25 @@ impl Correlation {
                 me.charge_memory(&store);
                 if saved.elapsed() >= SAVE_EVERY {
                     saved = std::time::Instant::now();
-                    let (me, store) = (me.clone(), store.clone());
-                    let done = tokio::task::spawn_blocking(move || me.save_learned(&store)).await;
-                    if let Ok(Err(e)) = done {
-                        tracing::warn!(error = %e, "saving learned correlation patterns failed");
-                    }
+                    me.persist_learned(&store).await;
                 }
             }
         })
     }
 }
 
-/// The store's key rows from the engine's: one per (key, value, trace, service), with the time
-/// range of the spans that carry it.
-fn key_rows(mut rows: Vec<seam_correlate::SpanKeyRow>) -> Vec<KeyRow> {
-    rows.sort_unstable_by(|a, b| {
-        (&a.key, &a.value, a.trace_id, &a.service).cmp(&(&b.key, &b.value, b.trace_id, &b.service))
-    });
-    let mut out: Vec<KeyRow> = Vec::new();
-    for r in rows {
-        match out.last_mut() {
-            Some(k)
-                if *k.key == *r.key
-                    && *k.value == *r.value
-                    && k.trace_id == r.trace_id
-                    && *k.service == *r.service =>
-            {
-                k.start_ns = k.start_ns.min(r.start_ns);
-                k.end_ns = k.end_ns.max(r.end_ns);
-            }
-            _ => out.push(KeyRow {
-                key: r.key.to_string(),
-                value: r.value.to_string(),
-                trace_id: r.trace_id,
-                service: r.service.to_string(),
-                start_ns: r.start_ns,
-                end_ns: r.end_ns,
-            }),
-        }
-    }
-    out
+/// The store's key rows from the engine's per-span sightings.
+fn key_rows(rows: &[seam_correlate::SpanKeyRow]) -> Vec<KeyRow> {
+    KeyRow::merge(rows.iter().map(|r| {
+        (
+            &*r.key,
+            &*r.value,
+            r.trace_id,
+            &*r.service,
+            r.start_ns,
+            r.end_ns,
+        )
+    }))
 }
 
 /// A stream's `service_name` label.

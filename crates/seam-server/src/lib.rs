@@ -92,14 +92,7 @@ impl RunningServer {
         }
         let _ = self.opener.await;
         if let Some(store) = self.state.store() {
-            let (correlation, s) = (self.state.correlation.clone(), store.clone());
-            match tokio::task::spawn_blocking(move || correlation.save_learned(&s)).await {
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "saving learned correlation patterns failed")
-                }
-                Err(e) => tracing::warn!(error = %e, "saving learned correlation patterns failed"),
-                Ok(Ok(())) => {}
-            }
+            self.state.correlation.persist_learned(store).await;
             store
                 .shutdown()
                 .await
@@ -213,8 +206,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
                 // from before the restart matches one that arrives after it.
                 let (c, s) = (correlation.clone(), store.clone());
                 let rebuilt_at = std::time::Instant::now();
-                match tokio::task::spawn_blocking(move || c.rebuild(&s)).await {
-                    Ok(Ok((report, links))) => {
+                match api::blocking(move || c.rebuild(&s)).await {
+                    Ok((report, links)) => {
                         correlation.write(&store, links).await;
                         tracing::info!(
                             traces = report.traces,
@@ -223,9 +216,6 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
                             ms = rebuilt_at.elapsed().as_millis() as u64,
                             "correlation window rebuilt"
                         );
-                    }
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "rebuilding the correlation window failed; it starts empty")
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "rebuilding the correlation window failed; it starts empty")

@@ -71,6 +71,36 @@ pub struct KeyRow {
     pub end_ns: i64,
 }
 
+impl KeyRow {
+    /// One row per (key, value, trace, service) from per-span sightings `(key, value, trace,
+    /// service, start, end)`, with the time range of all the spans that carry it.
+    pub fn merge<'a>(
+        sightings: impl IntoIterator<Item = (&'a str, &'a str, TraceId, &'a str, i64, i64)>,
+    ) -> Vec<KeyRow> {
+        let mut rows: std::collections::HashMap<(&str, &str, TraceId, &str), (i64, i64)> =
+            std::collections::HashMap::new();
+        for (key, value, trace, service, start, end) in sightings {
+            let e = rows
+                .entry((key, value, trace, service))
+                .or_insert((start, end));
+            e.0 = e.0.min(start);
+            e.1 = e.1.max(end);
+        }
+        rows.into_iter()
+            .map(
+                |((key, value, trace_id, service), (start_ns, end_ns))| KeyRow {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    trace_id,
+                    service: service.to_string(),
+                    start_ns,
+                    end_ns,
+                },
+            )
+            .collect()
+    }
+}
+
 /// One new segment and the index rows that come with it.
 pub struct FlushedSegment {
     /// The segment.

@@ -34,7 +34,7 @@ pub struct HeadPart {
     pub edges: Vec<seam_model::traces::TraceEdge>,
     /// Correlation keys of the spans in this head.
     pub keys: Vec<crate::catalog::KeyRow>,
-    /// Rows of `keys` by the xxh3 of (key, value), so a lookup reads only its value's rows.
+    /// Rows of `keys` by the hash of (key, value), so a lookup reads only its value's rows.
     key_rows: HashMap<u64, Vec<u32>>,
     /// Memory held against the budget.
     pub reservations: Vec<Reservation>,

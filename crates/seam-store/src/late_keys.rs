@@ -34,14 +34,14 @@ pub trait LateLogKeys: Send + Sync {
 
 /// A visitor that resolves marked rows before handing them on.
 pub(crate) struct Resolving<'a> {
-    pub inner: &'a mut dyn LogVisitor,
-    pub keys: &'a dyn LateLogKeys,
-    pub store: &'a Store,
-    pub tenant: &'a Tenant,
+    inner: &'a mut dyn LogVisitor,
+    keys: &'a dyn LateLogKeys,
+    store: &'a Store,
+    tenant: &'a Tenant,
     /// `"<marker>"`, quoted as it appears in the JSON object.
-    pub needle: String,
+    needle: String,
     /// Each stream's service_name, looked up once.
-    pub services: HashMap<u64, Option<String>>,
+    services: HashMap<u64, Option<String>>,
 }
 
 impl<'a> Resolving<'a> {

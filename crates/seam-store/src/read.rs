@@ -86,31 +86,12 @@ impl Store {
         tenant: &Tenant,
         trace_id: &TraceId,
     ) -> Result<Vec<ResourceSpans>, StoreError> {
-        let (mut batches, segs) =
-            self.snapshot(tenant, Signal::Traces, |p| p.chunks_for_trace(trace_id));
-        let sel = RowSelection::Trace(trace_id);
-        batches = batches
-            .iter()
-            .map(|b| segment::filter_rows(b, Signal::Traces, &sel))
-            .collect();
-        let in_segments = self.inner.catalog.lock().trace_segments(tenant, trace_id)?;
-        for (seg_id, _, _) in in_segments {
-            // A segment committed after our snapshot holds rows our snapshot has in a frozen head.
-            let Some(meta) = segs.get(&seg_id) else {
-                continue;
-            };
-            batches.extend(segment::read(
-                &self.inner.cfg.data_dir.join(&meta.rel_path),
-                Signal::Traces,
-                &sel,
-            )?);
-        }
-        Ok(assemble_trace(&batches))
+        self.traces(tenant, std::slice::from_ref(trace_id))
     }
 
-    /// All spans of many traces at once (for reading a time window back, not for one trace's
-    /// view): each head chunk and segment is read once for all of them. Spans of different
-    /// traces share their resource groups. Blocking.
+    /// All spans of some traces at once (one trace's view, or a time window read back): each head
+    /// chunk and segment is read once for all of them. Spans of different traces share their
+    /// resource groups; duplicate deliveries appear once. Blocking.
     pub fn traces(
         &self,
         tenant: &Tenant,

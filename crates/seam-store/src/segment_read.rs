@@ -514,8 +514,12 @@ impl SegmentFile {
     }
 
     /// Every column of the spans of any of the sorted, unique `ids` in this (span) segment: one
-    /// pass over the row groups, each checked against its statistics and bloom filter once.
+    /// pass over the row groups, each checked against its statistics and bloom filter once. One
+    /// id reads only the pages that hold it ([`SegmentFile::read_trace`]).
     pub fn read_traces(&self, ids: &[TraceId]) -> Result<Vec<RecordBatch>, StoreError> {
+        if let [one] = ids {
+            return self.read_trace(one);
+        }
         let all: Vec<usize> = (0..schema::schema(Signal::Traces).fields().len()).collect();
         let (mins, maxs) = self.stats("trace_id")?;
         let (mins, maxs) = (mins.as_fixed_size_binary(), maxs.as_fixed_size_binary());

@@ -224,7 +224,7 @@ fn prepare(batch: &Batch, keys: Keys<'_>) -> Prepared {
 
 /// The key rows of a span batch: one per (key, value, trace, service) with its time range.
 fn key_rows(rs: &[ResourceSpans], k: &dyn SpanKeys) -> Vec<KeyRow> {
-    let mut rows: HashMap<(String, String, TraceId, String), (i64, i64)> = HashMap::new();
+    let mut found: Vec<(String, String, TraceId, &str, i64, i64)> = Vec::new();
     for r in rs {
         let res = r
             .resource
@@ -241,26 +241,15 @@ fn key_rows(rs: &[ResourceSpans], k: &dyn SpanKeys) -> Vec<KeyRow> {
                 span.end_time_unix_nano as i64,
             );
             for (key, value) in k.keys(span, res) {
-                let e = rows
-                    .entry((key, value, trace_id, service.to_string()))
-                    .or_insert((start, end));
-                e.0 = e.0.min(start);
-                e.1 = e.1.max(end);
+                found.push((key, value, trace_id, service, start, end));
             }
         }
     }
-    rows.into_iter()
-        .map(
-            |((key, value, trace_id, service), (start_ns, end_ns))| KeyRow {
-                key,
-                value,
-                trace_id,
-                service,
-                start_ns,
-                end_ns,
-            },
-        )
-        .collect()
+    KeyRow::merge(
+        found
+            .iter()
+            .map(|(k, v, t, s, a, b)| (k.as_str(), v.as_str(), *t, *s, *a, *b)),
+    )
 }
 
 fn min_max(it: impl Iterator<Item = i64>) -> (i64, i64) {
@@ -360,8 +349,9 @@ impl Store {
     }
 
     /// [`Store::append`] for a span batch whose correlation key rows the caller already found
-    /// (the correlation engine reads every span's attributes anyway): the spans are not walked a
-    /// second time. WAL replay still finds them with the configured [`SpanKeys`].
+    /// (the correlation engine reads every span's attributes anyway; [`KeyRow::merge`] makes them
+    /// from per-span sightings): the spans are not walked a second time. WAL replay still finds
+    /// them with the configured [`SpanKeys`].
     pub async fn append_with_keys(
         &self,
         tenant: &Tenant,
