@@ -2,19 +2,29 @@
 
 mod common;
 
+use common::flow::metric;
+use common::loki::{get, query_range, vector_of};
 use common::otlp::{export, log_line, logs, service, span, traces};
 use common::{eventually, now_ns, Seam};
 use seam_model::attributes::string_kv;
 
 /// The `seam_correlated_trace_id` of every line of `service_name` whose text contains `needle`.
 fn correlated(s: &Seam, service_name: &str, needle: &str, since: u64) -> Vec<Option<String>> {
-    let q = format!("{{service_name=\"{service_name}\"}} |= \"{needle}\"");
-    let url = format!(
-        "/loki/api/v1/query_range?query={}&start={since}",
-        common::codec::enc(&q)
+    selected(
+        s,
+        &format!("{{service_name=\"{service_name}\"}} |= \"{needle}\""),
+        since,
+    )
+}
+
+/// The `seam_correlated_trace_id` of every line `query` selects since `since` (ns).
+fn selected(s: &Seam, query: &str, since: u64) -> Vec<Option<String>> {
+    let end = now_ns() as i64 + 60_000_000_000;
+    let body = query_range(s, query, since as i64, end, "backward", &[]);
+    assert!(
+        !body.to_string().contains("__seam_pending_keys__"),
+        "{body}"
     );
-    let (code, body) = s.get_json(&url, None);
-    assert_eq!(code, 200, "{body}");
     common::read::loki_streams(&body)
         .into_iter()
         .flat_map(|(labels, lines)| {
@@ -118,46 +128,27 @@ fn a_line_that_arrives_before_its_span_is_enriched_once_the_span_arrives() {
 
     // A label filter and a metric query see it too; the marker never shows.
     let id = want.clone().unwrap();
-    let (code, body) = s.get_json(
-        &format!(
-            "/loki/api/v1/query_range?start={}&query={}",
-            t0 - 1,
-            common::codec::enc(&format!(
-                "{{service_name=\"mdso\"}} | seam_correlated_trace_id=\"{id}\""
-            ))
-        ),
-        None,
+    let filter = format!("{{service_name=\"mdso\"}} | seam_correlated_trace_id=\"{id}\"");
+    assert_eq!(selected(&s, &filter, t0 - 1), vec![want.clone()]);
+    let time = (t0 + 5_000_000_000).to_string();
+    let (code, body) = get(
+        &s,
+        "/loki/api/v1/query",
+        &[
+            ("query", "sum by (seam_correlated_trace_id) (count_over_time({service_name=\"mdso\"} |= \"c-late\" [5m]))"),
+            ("time", &time),
+        ],
+        &[],
     );
     assert_eq!(code, 200, "{body}");
-    assert_eq!(common::read::loki_streams(&body).len(), 1, "{body}");
-    assert!(
-        !body.to_string().contains("__seam_pending_keys__"),
-        "{body}"
-    );
-    let (code, body) = s.get_json(
-        &format!(
-            "/loki/api/v1/query?time={}&query={}",
-            t0 + 5_000_000_000,
-            common::codec::enc(
-                "sum by (seam_correlated_trace_id) (count_over_time({service_name=\"mdso\"} |= \"c-late\" [5m]))"
-            )
-        ),
-        None,
-    );
-    assert_eq!(code, 200, "{body}");
-    assert_eq!(
-        body["data"]["result"][0]["metric"]["seam_correlated_trace_id"], id,
-        "{body}"
-    );
+    let samples = vector_of(&body);
+    assert_eq!(samples.len(), 1, "{body}");
+    assert_eq!(samples[0].0["seam_correlated_trace_id"], id, "{body}");
 
     assert!(s.terminate(), "clean exit; log:\n{}", s.log_text());
     let s = Seam::with_config(dir.path(), SHORT, &[]);
     let forgotten = eventually(std::time::Duration::from_secs(20), || {
-        let (_, m) = s.get_json("/metrics", None);
-        m.as_str()?
-            .lines()
-            .any(|l| l == "correlation_active_keys 0")
-            .then_some(())
+        (metric(&s, "correlation_active_keys") == Some(0.0)).then_some(())
     });
     assert!(forgotten.is_some(), "the engine never forgot the span");
     assert_eq!(correlated(&s, "mdso", "c-late", t0 - 1), vec![want]);
